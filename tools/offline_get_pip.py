@@ -23,7 +23,7 @@ def main():
     # In a child process: ensurepip points PIP_CONFIG_FILE at /dev/null in its own environment,
     # which would hide the machine's pip configuration (index, certificates) from the install below.
     subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade"])
-    subprocess.check_call([sys.executable, "-m", "pip", "install"] + pip_args)
+    subprocess.check_call([sys.executable, "-m", "pip", "install", *pip_args])
 
 
 if __name__ == "__main__":

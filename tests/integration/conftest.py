@@ -33,7 +33,7 @@ class PlaybookRun:
         """The last result of the task called ``name`` (on ``host``)."""
         matches = [r for r in self.results if r["task"] == name and (host is None or r["host"] == host)]
         if not matches:
-            raise AssertionError("no result for task {0!r}; tasks run: {1}".format(name, [r["task"] for r in self.results]))
+            raise AssertionError("no result for task {!r}; tasks run: {}".format(name, [r["task"] for r in self.results]))
         return matches[-1]["result"]
 
     def changed_tasks(self):
@@ -43,7 +43,7 @@ class PlaybookRun:
         return [r["task"] for r in self.results if r["status"] == "failed"]
 
     def assert_ok(self):
-        assert self.rc == 0, "ansible-playbook failed (rc={0}):\n{1}".format(self.rc, self.output[-6000:])
+        assert self.rc == 0, f"ansible-playbook failed (rc={self.rc}):\n{self.output[-6000:]}"
         return self
 
 
@@ -82,7 +82,7 @@ def run_playbook(installed_collection, tmp_path):
 
     def run(plays, env=None, check=False, diff=False, extra_vars=None, verbosity=0, inventory=None, forks=None):
         counter["n"] += 1
-        run_dir = tmp_path / "run{0}".format(counter["n"])
+        run_dir = tmp_path / "run{}".format(counter["n"])
         run_dir.mkdir()
         if isinstance(plays, str):
             playbook = plays
@@ -103,7 +103,7 @@ def run_playbook(installed_collection, tmp_path):
         if extra_vars:
             vars_file = run_dir / "vars.json"
             vars_file.write_text(json.dumps(extra_vars))
-            args.extend(["-e", "@{0}".format(vars_file)])
+            args.extend(["-e", f"@{vars_file}"])
         run_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "MONGODB_ATLAS_"))}
         run_env.update(
             {

@@ -33,7 +33,7 @@ class CallbackModule(CallbackBase):
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self, *args, **kwargs):
-        super(CallbackModule, self).__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)
         self._path = os.environ.get("CMK_ATLAS_RESULTS_FILE")
 
     def _record(self, result, status):

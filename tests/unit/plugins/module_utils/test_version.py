@@ -10,5 +10,5 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.p
 def test_version_matches_galaxy_yml():
     with open(os.path.join(REPO_ROOT, "galaxy.yml")) as handle:
         galaxy = yaml.safe_load(handle)
-    assert version.COLLECTION_VERSION == galaxy["version"]
-    assert version.COLLECTION_NAME == "{0}.{1}".format(galaxy["namespace"], galaxy["name"])
+    assert galaxy["version"] == version.COLLECTION_VERSION
+    assert "{}.{}".format(galaxy["namespace"], galaxy["name"]) == version.COLLECTION_NAME
