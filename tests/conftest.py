@@ -5,6 +5,7 @@ The repository root is the collection root, so tests reach it through a symlink 
 ``.ansible/collections/ansible_collections/cmk/atlas`` (ignored by git and by the build).
 """
 
+import contextlib
 import os
 import sys
 
@@ -18,10 +19,8 @@ def _link_collection():
     link = os.path.join(namespace_dir, "atlas")
     os.makedirs(namespace_dir, exist_ok=True)
     if not os.path.islink(link):
-        try:
+        with contextlib.suppress(FileExistsError):  # another xdist worker made it first
             os.symlink(REPO_ROOT, link)
-        except FileExistsError:  # another xdist worker made it first
-            pass
     for path in (COLLECTIONS_ROOT, TESTS_ROOT):
         if path not in sys.path:
             sys.path.insert(0, path)
