@@ -71,7 +71,7 @@ KeyPolicyPlan = namedtuple("KeyPolicyPlan", ["before", "after", "changed", "stat
 _PRINCIPAL_HELP = (
     "expected an IAM role ARN such as arn:aws:iam::123456789012:role/NAME, a 12-digit account id or an account root ARN such as arn:aws:iam::123456789012:root"
 )
-_ACCESS_ACTIONS = frozenset(action.lower() for action in KMS_ACCESS_ACTIONS)
+_ACCESS_ACTIONS = frozenset(action.lower() for action in KMS_ACCESS_ACTIONS)  # compared in lower case: actions are case-insensitive
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
 
 
@@ -455,7 +455,7 @@ def is_key_access_statement(statement):
     if any(key in statement for key in ("NotAction", "NotPrincipal", "NotResource")) or "Action" not in statement:
         return False
     actions = normalize_statement({"Action": statement["Action"]})["Action"]
-    actions = set(actions if isinstance(actions, list) else [actions])
+    actions = {action.lower() for action in (actions if isinstance(actions, list) else [actions])}
     return bool(actions) and actions <= _ACCESS_ACTIONS
 
 

@@ -212,9 +212,52 @@ def _canonical_principal(principal):
     return result
 
 
+# Conventional spelling of the actions key policies and Atlas roles usually carry, so diffs read
+# the way users wrote them; other actions are compared (and shown) in lower case.
+_KNOWN_ACTIONS = (
+    "kms:*",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKey*",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ReEncrypt*",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+    "sts:AssumeRole",
+    "sts:TagSession",
+)
+_ACTION_BY_LOWER = {name.lower(): name for name in _KNOWN_ACTIONS}
+
+
 def _canonical_action(value):
     # IAM action names are case-insensitive.
-    return value.lower() if isinstance(value, str) else _scalar_text(value)
+    if not isinstance(value, str):
+        return _scalar_text(value)
+    return _ACTION_BY_LOWER.get(value.lower(), value.lower())
 
 
 def canonical_condition_operator(name):
@@ -300,8 +343,8 @@ def normalize_policy(doc):
 
     Statements and lists are sorted and de-duplicated, a single value stands alone, an account's
     root ARN becomes its account id, ``"*"`` principal becomes ``{"AWS": "*"}``, a missing
-    Version becomes 2008-10-17, actions are lower-cased and condition operators and keys get
-    one spelling. Two documents are equal for IAM exactly when their canonical forms are equal.
+    Version becomes 2008-10-17, and actions, condition operators and condition keys get one
+    spelling (the usual one where known, else lower case). Two documents are equal for IAM exactly when their canonical forms are equal.
     """
     loaded = load_policy(doc)
     if loaded is None:

@@ -160,7 +160,7 @@ def test_normalized_form_is_readable_and_stable():
         "Version": "2008-10-17",
         "Statement": [
             {"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"},
-            {"Sid": "Z", "Effect": "Allow", "Principal": {"AWS": [ACCOUNT, ROLE_ARN]}, "Action": ["kms:decrypt", "kms:encrypt"], "Resource": "*"},
+            {"Sid": "Z", "Effect": "Allow", "Principal": {"AWS": [ACCOUNT, ROLE_ARN]}, "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": "*"},
         ],
     }
     assert list(normalized) == ["Version", "Statement"]
@@ -666,3 +666,8 @@ def test_policy_json_is_compact_and_round_trips():
 )
 def test_canonical_condition_operator(operator, canonical):
     assert policy.canonical_condition_operator(operator) == canonical
+
+
+def test_normalized_actions_use_the_usual_spelling_where_known():
+    canonical = policy.normalize_statement({"Effect": "Allow", "Action": ["KMS:describekey", "sts:assumerole", "KMS:SomeFutureAction"]})
+    assert canonical["Action"] == ["kms:DescribeKey", "kms:somefutureaction", "sts:AssumeRole"]
