@@ -366,7 +366,7 @@ def test_operation_table_covers_every_operation_of_the_subset(spec_operations):
 @pytest.mark.parametrize("operation_id", sorted(atlas.OPERATIONS))
 def test_operation_table_entry_matches_the_spec(spec_operations, operation_id):
     entry = atlas.OPERATIONS[operation_id]
-    path, method, operation, subset, _ = spec_operations[operation_id]
+    path, method, operation, subset, _version = spec_operations[operation_id]
     assert (entry.method, entry.path) == (method, path)
 
     success = [response for code, response in operation["responses"].items() if str(code).startswith("2")]
@@ -405,7 +405,7 @@ def test_digest_success_sends_the_key_as_digest_user(digest_server, harness):
 
 def test_digest_reuses_the_nonce_for_later_calls(digest_server, harness):
     client = harness.client(digest_server.url)
-    for _ in range(3):
+    for _attempt in range(3):
         client.call("getGroupEncryptionAtRest", groupId=GROUP_ID)
     assert len(digest_server.of_kind("challenge")) == 1
     assert len(digest_server.api) == 3
@@ -443,7 +443,7 @@ def test_oauth_token_request_shape_and_bearer_use(oauth_server, harness):
 def test_oauth_token_is_cached_for_its_lifetime_then_renewed(oauth_server, harness):
     oauth_server.token_lifetime = 3600
     client = harness.client(oauth_server.url, auth="oauth")
-    for _ in range(3):
+    for _attempt in range(3):
         client.call("getGroupEncryptionAtRest", groupId=GROUP_ID)
     assert len(oauth_server.of_kind("token")) == 1
     harness.clock.now += 3600 - 61  # still inside lifetime minus the margin

@@ -97,8 +97,8 @@ def test_equal_documents(a, b):
     assert json.loads(json.dumps(policy.normalize_policy(a))) == policy.normalize_policy(b)
 
 
-def policies_equal_both_ways(a, b):
-    return policy.policies_equal(a, b) and policy.policies_equal(b, a)
+def policies_equal_both_ways(first, second):
+    return policy.policies_equal(first, second) and policy.policies_equal(second, first)
 
 
 @pytest.mark.parametrize(
@@ -138,8 +138,9 @@ def policies_equal_both_ways(a, b):
     ],
 )
 def test_different_documents(a, b):
-    assert not policy.policies_equal(a, b)
-    assert not policy.policies_equal(b, a)
+    first, second = a, b
+    assert not policy.policies_equal(first, second)
+    assert not policy.policies_equal(second, first)
 
 
 def test_normalized_form_is_readable_and_stable():
