@@ -27,3 +27,5 @@ def _link_collection():
 
 
 _link_collection()
+
+pytest_plugins = ["emulators.fixtures"]
