@@ -601,14 +601,16 @@ class AtlasEmulator:
             "enabledForSearchNodes": ear.enabled_for_search_nodes,
         }
 
-    def _cluster_json(self, project, cluster, version):
+    def _cluster_json(self, project, cluster, version, now=None):
+        # ``now``: the moment a change was accepted, so its answer shows the state it started,
+        # however long the machine took to send it.
         strings = cluster.connection_strings()
         body = {
             "id": cluster.cluster_id,
             "name": cluster.name,
             "groupId": project.group_id,
             "clusterType": "REPLICASET",
-            "stateName": cluster.state_name(self.clock()),
+            "stateName": cluster.state_name(self.clock() if now is None else now),
             "paused": cluster.paused,
             "encryptionAtRestProvider": cluster.encryption_at_rest_provider,
             "connectionStrings": strings,
@@ -855,7 +857,7 @@ class AtlasEmulator:
             if paused is False and not change_provider:
                 cluster.paused = False
                 cluster.updating_until = now + self.cluster_transition_seconds
-                return 200, self._cluster_json(project, cluster, call.version)
+                return 200, self._cluster_json(project, cluster, call.version, now)
             if paused is True and not change_provider:
                 return 200, self._cluster_json(project, cluster, call.version)
             raise ApiError(409, "CANNOT_UPDATE_PAUSED_CLUSTER", f"Cannot update cluster {name} while it is paused or being paused.", [name])
@@ -875,7 +877,7 @@ class AtlasEmulator:
             cluster.paused = True
         if change_provider or paused is True:
             cluster.updating_until = now + self.cluster_transition_seconds
-        return 200, self._cluster_json(project, cluster, call.version)
+        return 200, self._cluster_json(project, cluster, call.version, now)
 
     def _list_processes(self, call, group_id):
         project = self._project(group_id)
