@@ -215,6 +215,8 @@ class TestBed:
 
     def reset(self):
         """Back to the loaded scenario: empty moto, Atlas and proxy (faults, logs), then seed again."""
+        if not self.running:
+            raise RuntimeError("the test bed is not running; start() it first")
         self.moto.reset()
         self.proxy.reset()
         if self.atlas is not None:
@@ -223,9 +225,9 @@ class TestBed:
         return self
 
     def load(self, scenario):
-        """Reset and seed another scenario (a name, a path or a dict)."""
+        """Reset and seed another scenario (a name, a path or a dict); before start(), only choose it."""
         self.scenario = load_scenario(scenario)
-        return self.reset()
+        return self.reset() if self.running else self
 
     # -- what tests use ---------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from emulators.testbed import ScenarioError, atlas_region, load_scenario, scenario_names
+from emulators.testbed import ScenarioError, TestBed, atlas_region, load_scenario, scenario_names
 
 R, K = "111111111111", "222222222222"
 
@@ -326,6 +326,16 @@ def test_bad_scenarios_name_the_place(clean_testbed, scenario, message):
 def test_unknown_scenario_name():
     with pytest.raises(ScenarioError, match=r"unknown scenario 'nope'.*cross_account, demo, empty"):
         load_scenario("nope")
+
+
+def test_a_stopped_test_bed_only_chooses_a_scenario():
+    bed = TestBed("empty")
+    assert bed.load("demo") is bed
+    assert bed.scenario_name == "demo"
+    assert not bed.running
+    with pytest.raises(RuntimeError, match="not running"):
+        bed.reset()
+    bed.stop()  # harmless when not started
 
 
 def test_atlas_region_names():

@@ -5,6 +5,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -26,12 +27,35 @@ def read_env_file(path):
     return env, unset
 
 
-def wait_for(path, process, timeout=60):
+def wait_for_file(path, process, timeout=60):
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline, "the test bed did not write its env file in time"
         time.sleep(0.1)
+
+
+class Lines:
+    """Collects a process's output lines as they come, so a test can wait for one."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no line with {text!r} in {self.lines}"
+            time.sleep(0.05)
+
+    def text(self):
+        self._thread.join(timeout=10)
+        return "\n".join(self.lines)
 
 
 def test_serve_writes_env_file_answers_and_stops_on_sigterm(tmp_path):
@@ -39,8 +63,9 @@ def test_serve_writes_env_file_answers_and_stops_on_sigterm(tmp_path):
     environment = {**os.environ, "PYTHONPATH": TESTS_DIR}
     command = [sys.executable, "-m", "emulators", "serve", "--scenario", "demo", "--env-file", str(env_file)]
     process = subprocess.Popen(command, cwd=TESTS_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output = Lines(process.stdout)
     try:
-        wait_for(env_file, process)
+        wait_for_file(env_file, process)
         env, unset = read_env_file(env_file)
         assert {"AWS_PROFILE", "AWS_SESSION_TOKEN", "MONGODB_ATLAS_CLIENT_ID"} <= set(unset)
         for name in ("MONGODB_ATLAS_BASE_URL", "MONGODB_ATLAS_PUBLIC_KEY", "MONGODB_ATLAS_PRIVATE_KEY", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"):
@@ -65,22 +90,23 @@ def test_serve_writes_env_file_answers_and_stops_on_sigterm(tmp_path):
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_REGION"]
         ).client("iam", endpoint_url=env["AWS_ENDPOINT_URL"])
         iam.create_role(RoleName="made-by-hand", AssumeRolePolicyDocument="{}")
+        output.wait_for("test bed ready")
         process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while iam.list_roles()["Roles"]:
-            assert time.monotonic() < deadline, "SIGHUP did not reset the test bed"
-            time.sleep(0.1)
+        output.wait_for("test bed reset to scenario demo")
+        assert iam.list_roles()["Roles"] == []
         assert sts.get_caller_identity()["Account"] == "111111111111"
 
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        stderr = process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.wait()
+        process.stderr.close()
+    stdout = output.text()
     assert process.returncode == 0, stderr
     assert "test bed ready" in stdout
-    assert "test bed reset to scenario demo" in stdout
     assert env["MONGODB_ATLAS_BASE_URL"] in stdout
     assert stdout.rstrip().endswith("test bed stopped")
     for url in (env["AWS_ENDPOINT_URL"], env["MONGODB_ATLAS_BASE_URL"]):
