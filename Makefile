@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# ansible-test and ansible-lint want the collection at ansible_collections/<namespace>/<name>
-WORK := $(CURDIR)/.ansible/work
-SANITY_ROOT := $(WORK)/sanity/ansible_collections/cmk/atlas
+# ansible-test wants the collection at ansible_collections/<namespace>/<name>, outside any git
+# checkout: inside one it asks git for the files, and an ignored copy would have none.
+SANITY_BASE ?= $(or $(TMPDIR),/tmp)/cmk-atlas-sanity
+SANITY_ROOT := $(SANITY_BASE)/ansible_collections/cmk/atlas
 GET_PIP_STANDIN := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_WORKERS ?= auto
 
@@ -55,15 +56,17 @@ sanity: $(STAMP) $(GET_PIP_STANDIN)
 	rm -rf $(SANITY_ROOT)
 	mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - | tar xf - -C $(SANITY_ROOT)
-	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
+	cd $(SANITY_ROOT) && $(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no > $(SANITY_BASE)/sanity.log 2>&1; \
+		rc=$$?; cat $(SANITY_BASE)/sanity.log; \
+		if grep -q "All targets skipped" $(SANITY_BASE)/sanity.log; then echo "sanity: no file was checked"; exit 1; fi; \
+		exit $$rc
+	rm -rf $(SANITY_BASE)
 
 ansible-lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --profile production --offline
 
 demo: $(STAMP)
-	@echo "make demo: the enable and switch playbooks are not built yet (roles and playbooks land later)."
-	@echo "What exists today: the shared clients (plugins/module_utils) and the test bed (tests/emulators)."
-	@echo "Start the test bed by hand: see tests/emulators/README.md"
+	$(BIN)/python tools/demo.py
 
 clean:
 	rm -rf $(VENV) .ansible tests/output .pytest_cache .ruff_cache .hypothesis
