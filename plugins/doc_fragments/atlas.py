@@ -68,3 +68,38 @@ notes:
 requirements:
   - requests
 """
+
+    # For a module that does not talk to Atlas: the options are accepted so that one module_defaults
+    # for group/cmk.atlas.atlas serves every module. validate_certs comes with the AWS options.
+    IGNORED = r"""
+options:
+  base_url:
+    description:
+      - Accepted and ignored; this module does not talk to Atlas. Every module of the collection takes the Atlas
+        connection options, so that one C(module_defaults) for C(group/cmk.atlas.atlas) serves them all.
+    type: str
+  public_key:
+    description:
+      - Accepted and ignored, like O(base_url).
+    type: str
+  private_key:
+    description:
+      - Accepted and ignored, like O(base_url). Never logged.
+    type: str
+  client_id:
+    description:
+      - Accepted and ignored, like O(base_url).
+    type: str
+  client_secret:
+    description:
+      - Accepted and ignored, like O(base_url). Never logged.
+    type: str
+  timeout:
+    description:
+      - Accepted and ignored, like O(base_url).
+    type: int
+  retries:
+    description:
+      - Accepted and ignored, like O(base_url).
+    type: int
+"""

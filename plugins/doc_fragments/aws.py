@@ -86,3 +86,56 @@ notes:
   - AWS calls are retried in botocore's standard retry mode (throttling, transient errors).
   - Environment variables and shared configuration files are read on the host the module runs on.
 """
+
+    # For a module that does not talk to AWS: the options are accepted so that one module_defaults
+    # for group/cmk.atlas.atlas serves every module. validate_certs comes with the Atlas options.
+    IGNORED = r"""
+options:
+  access_key:
+    description:
+      - Accepted and ignored; this module does not talk to AWS. Every module of the collection takes the AWS
+        connection options, so that one C(module_defaults) for C(group/cmk.atlas.atlas) serves them all.
+    type: str
+    aliases: [aws_access_key_id, aws_access_key, ec2_access_key]
+  secret_key:
+    description:
+      - Accepted and ignored, like O(access_key). Never logged.
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key, ec2_secret_key]
+  session_token:
+    description:
+      - Accepted and ignored, like O(access_key). Never logged.
+    type: str
+    aliases: [aws_session_token, security_token, aws_security_token]
+  profile:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: str
+    aliases: [aws_profile]
+  region:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: str
+    aliases: [aws_region, ec2_region]
+  endpoint_url:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: str
+    aliases: [aws_endpoint_url, ec2_url]
+  aws_ca_bundle:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: path
+  assume_role_arn:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: str
+  assume_role_external_id:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: str
+  assume_role_session_name:
+    description:
+      - Accepted and ignored, like O(access_key).
+    type: str
+"""

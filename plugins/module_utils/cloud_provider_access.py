@@ -281,8 +281,12 @@ def _check_external_id(role, reused_by, iam_role_arn, external_id):
         )
 
 
-def plan_present(roles, role_id=None, iam_role_arn=None, external_id=None, project_id=None):
+def plan_present(roles, role_id=None, iam_role_arn=None, external_id=None, project_id=None, authorize=True):
     """Decide what ``state=present`` does for the project's AWS roles (normalised). Writes nothing.
+
+    With ``authorize`` false, ``iam_role_arn`` only chooses the role (the one already authorized
+    for it) and nothing is authorized: the first step of a procedure, before the IAM role's trust
+    policy names the role, so that a re-run finds the role it authorized before.
 
     Raises RoleNotFoundError, RoleInUseError or ModuleInputError when the options cannot be met;
     placeholders (check mode) are planned around.
@@ -292,21 +296,21 @@ def plan_present(roles, role_id=None, iam_role_arn=None, external_id=None, proje
     create = selection.role is None
     before = None if create else selection.role
     current = predicted_role(roles) if create else dict(selection.role)
-    _check_external_id(current, reused_by, iam_role_arn, external_id)
+    _check_external_id(current, reused_by, iam_role_arn if authorize else None, external_id)
 
     warnings = []
-    authorize = False
+    authorizes = False
     previous = None
-    if iam_role_arn is not None:
+    if iam_role_arn is not None and authorize:
         granted = current["iam_assumed_role_arn"]
         if not granted:
-            authorize = True
+            authorizes = True
         elif is_unknown(iam_role_arn) or granted != iam_role_arn:
             if in_use(current):
                 raise RoleInUseError(
                     _in_use_message(current, f"authorizing it for {iam_role_arn} instead of {granted}") + f" To keep it, pass iam_role_arn {granted}."
                 )
-            authorize = True
+            authorizes = True
             previous = granted
             warnings.append(f"Atlas role {current['role_id']} was authorized for {granted} and no Atlas feature used it; it moves to {iam_role_arn}.")
     if create and roles:
@@ -317,9 +321,9 @@ def plan_present(roles, role_id=None, iam_role_arn=None, external_id=None, proje
         )
 
     after = dict(current)
-    if authorize:
+    if authorizes:
         after.update(iam_assumed_role_arn=iam_role_arn, authorized=True, authorized_date=UNKNOWN)
-    return RolePlan(before, after, reused_by, create, authorize, previous, warnings)
+    return RolePlan(before, after, reused_by, create, authorizes, previous, warnings)
 
 
 AbsentPlan = collections.namedtuple("AbsentPlan", ["roles", "selected_by"])
@@ -434,15 +438,15 @@ class CloudProviderAccess:
 
     # -- whole steps ----------------------------------------------------------------------------
 
-    def ensure(self, role_id=None, iam_role_arn=None, external_id=None, authorize_timeout=DEFAULT_AUTHORIZE_TIMEOUT, check_mode=False):
-        """Make sure the project has the AWS role the options describe (and that it is authorized for
-        ``iam_role_arn`` when given); in check mode only predict. Returns a RoleOutcome.
+    def ensure(self, role_id=None, iam_role_arn=None, external_id=None, authorize_timeout=DEFAULT_AUTHORIZE_TIMEOUT, check_mode=False, authorize=True):
+        """Make sure the project has the AWS role the options describe (and, with ``authorize``, that it
+        is authorized for ``iam_role_arn`` when given); in check mode only predict. Returns a RoleOutcome.
 
         An Atlas error after the role was created carries it as ``error.role`` (normalised), so the
         caller can tell the user which role exists now.
         """
         roles = self.roles()
-        plan = plan_present(roles, role_id=role_id, iam_role_arn=iam_role_arn, external_id=external_id, project_id=self.project_id)
+        plan = plan_present(roles, role_id=role_id, iam_role_arn=iam_role_arn, external_id=external_id, project_id=self.project_id, authorize=authorize)
         changed = plan.create or plan.authorize
         if check_mode:
             return RoleOutcome(changed, plan.before, plan.after, plan.reused_by, plan.previous_iam_assumed_role_arn, plan.warnings)

@@ -30,6 +30,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.arn import (
     parse_role_arn,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.aws import AwsError
+from ansible_collections.cmk.atlas.plugins.module_utils.key_access import Request, all_of, evaluate_policy, negate
 from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError, is_unknown
 from ansible_collections.cmk.atlas.plugins.module_utils.policy import (
     KMS_ACCESS_ACTIONS,
@@ -502,3 +503,34 @@ def plan_key_policy_statement(current, sid, statement=None, key="the key"):
             "lockout",
         )
     return KeyPolicyPlan(before, after if changed else before, changed, statement)
+
+
+def key_policy_grants(doc, principals, metadata, without_sid=None):
+    """Whether the key policy already lets every principal use the key as Atlas does, read-only.
+
+    For each principal (KeyPrincipal) and each of kms:Encrypt, kms:Decrypt and kms:DescribeKey, some
+    Allow must name the role, its account (which delegates to the account's IAM policies, as AWS's
+    default key policy does) or everyone, and no Deny may apply. The statement with Sid
+    ``without_sid`` is left out, so that the answer does not count the statement this module manages.
+    Returns True, False, or None when it depends on something a policy alone does not decide (a
+    condition such as aws:SourceIp, a check-mode placeholder).
+    """
+    doc = load_policy(doc)
+    if without_sid is not None:
+        doc, _removed = remove_statement(doc, without_sid)
+    answers = []
+    for principal in principals:
+        if principal.kind == "unknown":
+            return None
+        partition = principal.partition or metadata["partition"]
+        role_arn = principal.value if principal.kind == "role" else f"arn:{partition}:iam::{principal.account}:root"
+        request = Request(role_arn, principal.account, metadata["key_arn"], metadata["account"], metadata["region"], None, False)
+        for action in KMS_ACCESS_ACTIONS:
+            outcome = evaluate_policy(doc, action, request, resource_policy=True)
+            answers.append(all_of(outcome.allow, negate(outcome.deny)))
+    return all_of(*answers)
+
+
+def has_statement(doc, sid):
+    """Whether the key policy has a statement with this Sid."""
+    return any(statement.get("Sid") == sid for statement in _statements(load_policy(doc)))

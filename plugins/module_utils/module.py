@@ -53,12 +53,27 @@ def is_unknown(value):
     return False
 
 
+# What an option keeps when the module only accepts it: its name, type, aliases and secrecy.
+_ACCEPTED_KEYS = ("type", "elements", "aliases", "no_log")
+
+
+def ignored_options(spec, keep=()):
+    """``spec`` reduced to options that are accepted and ignored: no default, no fallback, nothing required.
+
+    Every module of the group ``cmk.atlas.atlas`` accepts both the Atlas and the AWS connection
+    options, so that one ``module_defaults`` for the group serves them all; a module that talks to
+    one side only takes the other side's options this way. Names in ``keep`` are left out (the
+    module has them already, such as ``validate_certs``).
+    """
+    return {name: {key: value for key, value in option.items() if key in _ACCEPTED_KEYS} for name, option in spec.items() if name not in keep}
+
+
 class CmkAtlasModule:
     """AnsibleModule plus the Atlas and AWS connections a module asked for.
 
-    ``atlas``/``aws`` say which connection options the module takes: ``True`` (required to work),
-    ``False`` (none). Clients are built on first use, so a module that finds nothing to do
-    on one side never imports that side's library.
+    ``atlas``/``aws`` say which connection options the module uses: ``True`` (required to work),
+    ``False`` (accepted and ignored, see ``ignored_options``). Clients are built on first use, so a
+    module that finds nothing to do on one side never imports that side's library.
     """
 
     def __init__(self, argument_spec, atlas=False, aws=False, supports_check_mode=True, **kwargs):
@@ -69,6 +84,10 @@ class CmkAtlasModule:
             spec.update(aws_argument_spec())
             kwargs["required_together"] = list(kwargs.get("required_together", [])) + AWS_REQUIRED_TOGETHER
             kwargs["mutually_exclusive"] = list(kwargs.get("mutually_exclusive", [])) + AWS_MUTUALLY_EXCLUSIVE
+        if not atlas:
+            spec.update(ignored_options(atlas_argument_spec(), keep=spec))
+        if not aws:
+            spec.update(ignored_options(aws_argument_spec(), keep=spec))
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, supports_check_mode=supports_check_mode, **kwargs)
         self.params = self.module.params

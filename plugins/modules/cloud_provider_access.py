@@ -27,9 +27,10 @@ description:
   - With O(state=absent) the role is deauthorized (Atlas removes it from the project). A role that an
     Atlas feature uses, such as C(ENCRYPTION_AT_REST), is never deauthorized; the module fails and names
     the feature.
-  - A typical run calls the module twice. First without O(iam_role_arn), to get the role, its external ID
-    and the Atlas AWS account ARN for the trust policy; then, once the IAM role exists, with O(role_id)
-    and O(iam_role_arn), to authorize it.
+  - A typical run calls the module twice. First with O(iam_role_arn) and O(authorize=false), to get the role
+    (on a re-run, the one already authorized for that IAM role), its external ID and the Atlas AWS account ARN
+    for the trust policy; then, once the IAM role trusts Atlas, with O(role_id) and O(iam_role_arn), to
+    authorize it.
 author:
   - cmk.atlas maintainers (!UNKNOWN)
 options:
@@ -55,8 +56,8 @@ options:
   iam_role_arn:
     description:
       - ARN of the AWS IAM role Atlas assumes, such as C(arn:aws:iam::123456789012:role/atlas-kms).
-      - With O(state=present) the Atlas role is authorized for this IAM role. An authorized role is moved to
-        another IAM role only when no Atlas feature uses it.
+      - With O(state=present) the Atlas role is authorized for this IAM role (unless O(authorize=false)). An
+        authorized role is moved to another IAM role only when no Atlas feature uses it.
       - In check mode the placeholder C((known after apply)) from an earlier check-mode task is accepted.
     type: str
   external_id:
@@ -66,6 +67,15 @@ options:
       - With O(iam_role_arn), it must be the external ID of the chosen Atlas role; otherwise Atlas could not
         assume the IAM role and the module fails before writing anything.
     type: str
+  authorize:
+    description:
+      - With O(state=present) and O(iam_role_arn), whether to authorize the role for O(iam_role_arn).
+      - V(false) uses O(iam_role_arn) only to choose the role, the one already authorized for it, and authorizes
+        nothing. This is the first call of the procedure, made before the IAM role's trust policy names the
+        Atlas role, so that a re-run reuses the role the earlier run authorized instead of creating another one
+        (a project whose roles are all authorized has no unused role to reuse).
+    type: bool
+    default: true
   authorize_timeout:
     description:
       - How many seconds to keep trying the authorization while Atlas answers C(CANNOT_ASSUME_ROLE),
@@ -75,6 +85,7 @@ options:
     default: 300
 extends_documentation_fragment:
   - cmk.atlas.atlas
+  - cmk.atlas.aws.IGNORED
   - cmk.atlas.attributes.ACTION_GROUP
   - cmk.atlas.attributes.CHECK_MODE_FULL
   - cmk.atlas.attributes.DIFF_MODE_FULL
@@ -99,6 +110,13 @@ EXAMPLES = r"""
 - name: Make sure the project has an Atlas role for AWS
   cmk.atlas.cloud_provider_access:
     project_id: 5f1a2b3c4d5e6f7a8b9c0d1e
+  register: atlas_role
+
+- name: The same, reusing on re-runs the role already authorized for the IAM role, without authorizing yet
+  cmk.atlas.cloud_provider_access:
+    project_id: 5f1a2b3c4d5e6f7a8b9c0d1e
+    iam_role_arn: arn:aws:iam::123456789012:role/atlas-kms
+    authorize: false
   register: atlas_role
 
 - name: Show what the IAM role's trust policy needs
@@ -224,6 +242,7 @@ ARGUMENT_SPEC = {
     "role_id": {"type": "str"},
     "iam_role_arn": {"type": "str"},
     "external_id": {"type": "str"},
+    "authorize": {"type": "bool", "default": True},
     "authorize_timeout": {"type": "int", "default": DEFAULT_AUTHORIZE_TIMEOUT},
 }
 
@@ -262,6 +281,7 @@ def present(module, access, role_id, iam_role_arn, external_id):
             external_id=external_id,
             authorize_timeout=module.params["authorize_timeout"],
             check_mode=module.check_mode,
+            authorize=module.params["authorize"],
         )
     except AtlasError as error:  # after the role was created, say which role exists now
         role = getattr(error, "role", None)

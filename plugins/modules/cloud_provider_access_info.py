@@ -36,6 +36,7 @@ options:
     type: str
 extends_documentation_fragment:
   - cmk.atlas.atlas
+  - cmk.atlas.aws.IGNORED
   - cmk.atlas.attributes.ACTION_GROUP
   - cmk.atlas.attributes.INFO_MODULE
 seealso:

@@ -56,6 +56,16 @@ options:
     type: str
     choices: [AWS, NONE]
     default: AWS
+  encryption_at_rest_pending:
+    description:
+      - Only in check mode. V(true) says that an earlier task of the same check-mode run (such as
+        M(cmk.atlas.encryption_at_rest)) reported that it would enable or change the project's encryption at rest,
+        which therefore is not enabled and valid yet. The module then predicts the clusters' change without the
+        project check of O(provider=AWS), which the real run makes.
+      - Set it from that task's result, for example V("{{ ansible_check_mode and ear.changed }}").
+      - Ignored outside check mode, so the project check always runs before a real change.
+    type: bool
+    default: false
   paused_clusters:
     description:
       - What to do with paused clusters that need the change, which Atlas refuses while they are paused.
@@ -85,6 +95,7 @@ options:
     default: 10
 extends_documentation_fragment:
   - cmk.atlas.atlas
+  - cmk.atlas.aws.IGNORED
   - cmk.atlas.attributes.ACTION_GROUP
   - cmk.atlas.attributes.CHECK_MODE_FULL
   - cmk.atlas.attributes.DIFF_MODE_FULL
@@ -92,7 +103,8 @@ notes:
   - The changed status is true exactly when the module changes a cluster's provider (or would, in check mode).
     A run with nothing to change sends no write request to Atlas.
   - In check mode, changed clusters are predicted with C(state_name) C(IDLE) when O(wait=true), else C(UPDATING).
-    The project check of O(provider=AWS) runs in check mode too, so check mode fails where the real run would.
+    The project check of O(provider=AWS) runs in check mode too, so check mode fails where the real run would,
+    unless O(encryption_at_rest_pending=true) says that an earlier check-mode task sets the project up first.
   - "The diff shows the provider of every selected cluster, by cluster name, before and after."
   - Atlas requires an M10 or larger dedicated cluster for customer key management; it answers other clusters
     with an error, which the module reports.
@@ -214,6 +226,7 @@ ARGUMENT_SPEC = {
     "clusters": {"type": "list", "elements": "str"},
     "all_clusters": {"type": "bool"},
     "provider": {"type": "str", "choices": list(PROVIDERS), "default": AWS},
+    "encryption_at_rest_pending": {"type": "bool", "default": False},
     "paused_clusters": {"type": "str", "choices": list(PAUSED_POLICIES), "default": "fail"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": DEFAULT_WAIT_TIMEOUT},
@@ -254,7 +267,8 @@ def run(module):
     wait = params["wait"]
 
     encryption = ClusterEncryption(module.atlas, project_id, log=module.module.debug)
-    if provider == AWS:
+    # In check mode an earlier task may only have predicted the project's setup; the real run always checks.
+    if provider == AWS and not (module.check_mode and params["encryption_at_rest_pending"]):
         encryption.require_aws_kms_ready()
     plan = plan_provider(encryption.clusters(), provider, names=names, paused_clusters=params["paused_clusters"], project_id=project_id)
     changed = bool(plan.to_change)

@@ -78,6 +78,20 @@ options:
       - When unset, the statement has no condition. Ignored with O(state=absent).
     type: list
     elements: str
+  only_if_needed:
+    description:
+      - With O(state=present), V(true) adds the statement only where the key policy does not already let the
+        principals use the key. A key policy that names the role, or its account (which then delegates to the
+        account's IAM policies, as AWS's default key policy does for the key's own account), for all three actions
+        and denies none of them needs no statement, and the module changes nothing (RV(statement_needed=false)).
+        A statement with O(sid) that is already there stays managed.
+      - A condition the key policy alone does not decide (such as C(aws:SourceIp)) counts as not granted.
+      - When O(key_id) is an ARN of another account than the AWS credentials act in, the key policy can be neither
+        read nor changed, so the module warns, changes nothing and returns RV(statement_needed=null) instead of
+        failing. Give O(assume_role_arn) of a role in the key's account to have it checked and changed.
+      - V(false) always ensures the statement.
+    type: bool
+    default: false
   state:
     description:
       - V(present) adds or updates the statement; V(absent) removes it.
@@ -86,6 +100,7 @@ options:
     default: present
 extends_documentation_fragment:
   - cmk.atlas.aws
+  - cmk.atlas.atlas.IGNORED
   - cmk.atlas.attributes.action_group
   - cmk.atlas.attributes.check_mode_full
   - cmk.atlas.attributes.diff_mode_full
@@ -145,6 +160,14 @@ EXAMPLES = r"""
       - arn:aws:iam::111111111111:role/atlas-kms
     state: absent
 
+- name: Add a statement only where the key policy does not already delegate to the role's account
+  cmk.atlas.kms_key_policy:
+    key_id: alias/atlas-cmk
+    principals:
+      - arn:aws:iam::111111111111:role/atlas-kms
+    only_if_needed: true
+  register: key_access
+
 - name: One statement for two roles needs an explicit Sid
   cmk.atlas.kms_key_policy:
     key_id: alias/atlas-cmk
@@ -166,7 +189,9 @@ key_id:
   type: str
   sample: 1234abcd-12ab-34cd-56ef-1234567890ab
 key_state:
-  description: The state of the key, such as V(Enabled) or V(Disabled).
+  description:
+    - The state of the key, such as V(Enabled) or V(Disabled).
+    - V(null) when O(only_if_needed=true) left the key policy of a key in another account unread.
   returned: success
   type: str
   sample: Enabled
@@ -177,9 +202,17 @@ sid:
   returned: success
   type: str
   sample: MongoDBAtlasKeyAccess111111111111atlaskms
+statement_needed:
+  description:
+    - With O(only_if_needed=true), whether the key policy needed the statement (V(null) when it could not be read);
+      otherwise always V(true) with O(state=present).
+  returned: with O(state=present)
+  type: bool
+  sample: false
 statement:
   description:
-    - The statement ensured in the key policy (with O(state=present)); V(null) with O(state=absent).
+    - The statement ensured in the key policy (with O(state=present)); V(null) with O(state=absent), or when
+      O(only_if_needed=true) found it not needed.
   returned: success
   type: dict
   sample:
@@ -192,6 +225,7 @@ statement:
 policy:
   description:
     - The whole key policy after the change (in check mode, as it would be), normalised as in the diff.
+    - V(null) when O(only_if_needed=true) left the key policy of a key in another account unread.
   returned: success
   type: dict
   sample:
@@ -213,12 +247,15 @@ policy:
 """
 
 from ansible_collections.cmk.atlas.plugins.module_utils.kms import (
+    KeyPolicyPlan,
     check_key,
     check_principal_partitions,
     default_key_access_sid,
     describe_key,
     get_key_policy,
+    has_statement,
     key_access_statement,
+    key_policy_grants,
     key_ref,
     key_region,
     plan_key_policy_statement,
@@ -234,6 +271,7 @@ ARGUMENT_SPEC = dict(
     principals=dict(type="list", elements="str"),
     sid=dict(type="str"),
     source_ips=dict(type="list", elements="str"),
+    only_if_needed=dict(type="bool", default=False),
     state=dict(type="str", default="present", choices=["present", "absent"]),
 )
 
@@ -266,18 +304,26 @@ def ensure_statement(module):
     region = key_region(ref, connection.region if _is_set(params["region"]) else None, "key_id")
     if region and region != connection.region:
         connection = connection.derive(region=region)
+    only_if_needed = present and params["only_if_needed"]
+    if only_if_needed and ref.account is not None and connection.caller_identity()["Account"] != ref.account:
+        leave_foreign_key_policy(module, connection, ref, sid, principals)
     require_key_owner(connection, ref, "key_id")
 
     metadata = describe_key(connection, ref, option="key_id")
     for warning in check_key(metadata, "key_id"):
         module.warn(warning)
 
+    current = get_key_policy(connection, metadata)
     statement = None
+    needed = None
     if present:
         check_principal_partitions(principals, metadata["partition"])
-        statement = key_access_statement(sid, principals, params["source_ips"], metadata["partition"])
+        needed = not only_if_needed or has_statement(current, sid) or key_policy_grants(current, principals, metadata) is not True
+        if needed:
+            statement = key_access_statement(sid, principals, params["source_ips"], metadata["partition"])
 
-    plan = plan_key_policy_statement(get_key_policy(connection, metadata), sid, statement, metadata["key_arn"])
+    # Where the key policy already grants the use of the key there is nothing to ensure and nothing to remove.
+    plan = plan_key_policy_statement(current, sid, statement, metadata["key_arn"]) if needed is not False else KeyPolicyPlan(current, current, False, None)
     if plan.changed and not module.check_mode:
         put_key_policy(connection, metadata, plan.after)
 
@@ -292,6 +338,34 @@ def ensure_statement(module):
         sid=sid,
         statement=statement,
         policy=after,
+        **({"statement_needed": needed} if present else {}),
+    )
+
+
+def leave_foreign_key_policy(module, connection, ref, sid, principals):
+    """With only_if_needed, a key of another account: its key policy cannot be read here, so say what it needs and change nothing."""
+    if ref.key_id is None:
+        raise ModuleInputError(
+            f"key_id '{ref.arn}' is an alias of another AWS account, which cannot be resolved with these credentials; give the key's ARN, "
+            "or assume_role_arn of a role in the key's account"
+        )
+    identity = connection.caller_identity()
+    names = ", ".join(principal.value for principal in principals)
+    module.warn(
+        f"The key policy of {ref.arn} (account {ref.account}) was not checked: the AWS credentials act in account {identity['Account']}, "
+        f"which can neither read nor change it. It must allow {names} (or its account) kms:Encrypt, kms:Decrypt and kms:DescribeKey; "
+        f"give assume_role_arn of a role in account {ref.account} that may call kms:GetKeyPolicy and kms:PutKeyPolicy to have it checked and changed."
+    )
+    module.exit(
+        changed=False,
+        diff=diff_of(None, None),
+        key_arn=ref.arn,
+        key_id=ref.key_id,
+        key_state=None,
+        sid=sid,
+        statement=None,
+        policy=None,
+        statement_needed=None,
     )
 
 

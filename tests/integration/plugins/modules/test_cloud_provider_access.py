@@ -430,3 +430,31 @@ def test_a_crash_between_create_and_authorize_leaves_one_role_after_the_rerun(ru
     assert linked["role_id"] == failed["role_id"]
     assert [c["operation"] for c in atlas_writes(bed)] == ["authorizeGroupCloudProviderAccessRole"]
     assert [(role["roleId"], role["authorized"], role["iamAssumedRoleArn"]) for role in atlas_roles(bed)] == [(failed["role_id"], True, iam_role_arn)]
+
+
+def test_without_authorizing_the_first_call_finds_the_authorized_role_on_reruns(run_playbook, clean_testbed, testbed_env):
+    """A project whose roles are all authorized: the IAM role ARN, not an unused role, leads back to the role."""
+    bed = clean_testbed
+    iam_role_arn = "arn:aws:iam::111111111111:role/atlas-kms"
+    plays = play(
+        task("ensure role", register="atlas_role", iam_role_arn=iam_role_arn, authorize=False),
+        task("authorize role", role_id="{{ atlas_role.role_id }}", iam_role_arn=iam_role_arn),
+    )
+    run = run_playbook(play(plays[0]["tasks"][0]), env=testbed_env).assert_ok()
+    created = run.task("ensure role")
+    assert (created["changed"], created["reused_by"], created["authorized"]) == (True, "created", False)
+    assert [c["operation"] for c in atlas_writes(bed)] == ["createGroupCloudProviderAccess"]
+    create_iam_role(bed, created["external_id"])
+
+    run = run_playbook(plays, env=testbed_env).assert_ok()
+    assert run.changed_tasks() == ["authorize role"]
+    assert run.task("ensure role")["reused_by"] == "unused_role"
+
+    bed.clear_logs()
+    for check in (True, False):
+        run = run_playbook(plays, env=testbed_env, check=check).assert_ok()
+        assert run.changed_tasks() == []
+        assert run.task("ensure role")["reused_by"] == "iam_role_arn"
+        assert run.task("ensure role")["role_id"] == created["role_id"]
+    assert atlas_writes(bed) == []
+    assert [role["roleId"] for role in atlas_roles(bed)] == [created["role_id"]]

@@ -224,6 +224,23 @@ def test_empty_project_without_encryption_at_rest_is_refused(run_playbook, clean
 
 
 @pytest.mark.scenario("demo")
+def test_pending_encryption_at_rest_skips_the_project_check_only_in_check_mode(run_playbook, clean_testbed, testbed_env):
+    bed = clean_testbed
+    plays = play(task("encrypt", project_id=PLAIN, clusters=["Cluster0"], encryption_at_rest_pending=True, ignore_errors=True, **FAST))
+    bed.clear_logs()
+    run = run_playbook(plays, env=testbed_env, check=True, diff=True).assert_ok()
+    predicted = run.task("encrypt")
+    assert predicted["changed"] is True
+    assert predicted["clusters"] == [entry("Cluster0", "NONE", "AWS", changed=True)]
+    assert answers(bed) == [("listGroupClusters", 200)]
+    # The real run checks the project all the same, and refuses before any change.
+    run = run_playbook(plays, env=testbed_env)
+    assert "has no AWS KMS encryption at rest enabled" in failed(run, "encrypt")["msg"]
+    assert bed.write_calls() == []
+    assert clusters_state(bed, PLAIN)["Cluster0"] == ("NONE", "IDLE", False)
+
+
+@pytest.mark.scenario("demo")
 def test_unknown_cluster_name_is_refused_listing_the_project_clusters(run_playbook, clean_testbed, testbed_env):
     bed = clean_testbed
     bed.clear_logs()

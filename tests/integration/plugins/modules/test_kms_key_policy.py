@@ -285,6 +285,62 @@ def test_cross_account_key_is_changed_with_the_owners_credentials(clean_testbed,
     assert aws_writes(bed) == []
 
 
+# -- only where needed ------------------------------------------------------------------------
+
+
+def test_only_if_needed_leaves_a_delegating_key_policy_alone_and_grants_another_account(clean_testbed, testbed_env, run_playbook):
+    bed = clean_testbed
+    key = bed.keys["main"]
+    original = key_policy(bed)
+    foreign = "arn:aws:iam::333333333333:role/atlas-kms"
+    tasks = [
+        task("same account", key_id=key["alias"], principals=[ROLE], only_if_needed=True),
+        task("other account", key_id=key["alias"], principals=[foreign], only_if_needed=True),
+    ]
+    check = run_playbook(play(*tasks), env=testbed_env, check=True, diff=True).assert_ok()
+    # The default key policy lets account R's IAM policies grant the key: no statement for R's role.
+    same = check.task("same account")
+    assert (same["changed"], same["statement_needed"], same["statement"]) == (False, False, None)
+    assert same["key_arn"] == key["arn"]
+    assert same["policy"] == normalize_policy(original)
+    other = check.task("other account")
+    assert (other["changed"], other["statement_needed"]) == (True, True)
+    assert aws_writes(bed) == []
+
+    run = run_playbook(play(*tasks), env=testbed_env).assert_ok()
+    assert run.changed_tasks() == ["other account"]
+    assert aws_writes(bed) == [("PutKeyPolicy", bed.accounts["R"], 200)]
+    stored = key_policy(bed)
+    assert statement_by_sid(stored, "MongoDBAtlasKeyAccess333333333333atlaskms")["Principal"] == {"AWS": foreign}
+    assert [statement for statement in stored["Statement"] if statement.get("Sid") == ROLE_SID] == []
+
+    # The statement it added stays managed, also once the key policy would delegate otherwise.
+    bed.clear_logs()
+    rerun = run_playbook(play(*tasks), env=testbed_env).assert_ok()
+    assert rerun.changed_tasks() == []
+    assert rerun.task("other account")["statement_needed"] is True
+    assert aws_writes(bed) == []
+
+
+@pytest.mark.scenario("cross_account")
+def test_only_if_needed_without_the_key_owner_warns_and_changes_nothing(clean_testbed, testbed_env, run_playbook):
+    bed = clean_testbed
+    key = bed.keys["main"]
+    tasks = [
+        task("unread", key_id=key["arn"], principals=[ROLE], only_if_needed=True),
+        task("alias of K", key_id=f"arn:aws:kms:us-east-1:{bed.accounts['K']}:{key['alias']}", principals=[ROLE], only_if_needed=True, ignore_errors=True),
+        task("with the owner", key_id=key["arn"], principals=[ROLE], only_if_needed=True, assume_role_arn=bed.roles["key_admin"]["arn"]),
+    ]
+    run = run_playbook(play(*tasks), env=testbed_env)
+    unread = run.task("unread")
+    assert (unread["changed"], unread["statement_needed"], unread["key_arn"], unread["policy"]) == (False, None, key["arn"], None)
+    assert f"The key policy of {key['arn']} (account 222222222222) was not checked" in unread["warnings"][0]
+    assert "alias of another AWS account" in run.task("alias of K")["msg"]
+    owner = run.task("with the owner")
+    assert (owner["changed"], owner["statement_needed"]) == (True, True)
+    assert aws_writes(bed) == [("PutKeyPolicy", bed.accounts["K"], 200)]
+
+
 # -- transient faults are retried; others are reported ----------------------------------------
 
 

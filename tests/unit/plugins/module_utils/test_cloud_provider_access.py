@@ -260,6 +260,32 @@ def test_plan_with_placeholder_role_id_predicts_the_authorization_of_the_role_to
     assert plan.after["iam_assumed_role_arn"] == UNKNOWN
 
 
+def test_plan_without_authorizing_reuses_the_role_authorized_for_the_iam_role():
+    # Every role of the project authorized: the IAM role ARN finds the one to reuse, nothing is written.
+    roles = [role(R3, "e3", iam_arn=IAM_ARN, usages=[EAR]), role(R4, "e4", iam_arn=OTHER_ARN)]
+    plan = cpa.plan_present(roles, iam_role_arn=IAM_ARN, authorize=False)
+    assert (plan.create, plan.authorize, plan.reused_by) == (False, False, "iam_role_arn")
+    assert plan.before == plan.after == roles[0]
+    assert plan.warnings == []
+
+
+def test_plan_without_authorizing_falls_back_to_the_other_rules_and_authorizes_nothing():
+    plan = cpa.plan_present(project_roles(), iam_role_arn="arn:aws:iam::111111111111:role/new", authorize=False)
+    assert (plan.create, plan.authorize, plan.reused_by) == (False, False, "unused_role")
+    assert plan.after["role_id"] == R2 and plan.after["authorized"] is False
+    plan = cpa.plan_present([], iam_role_arn=IAM_ARN, authorize=False)
+    assert (plan.create, plan.authorize, plan.reused_by) == (True, False, "created")
+    assert plan.after["iam_assumed_role_arn"] is None
+    # A role in use by another IAM role is neither chosen nor moved.
+    plan = cpa.plan_present([role(R4, "e4", iam_arn=OTHER_ARN, usages=[EAR])], iam_role_arn=IAM_ARN, authorize=False)
+    assert (plan.create, plan.authorize) == (True, False)
+
+
+def test_plan_without_authorizing_does_not_need_a_role_for_the_trusted_external_id():
+    # The external id check that guards an authorization has nothing to guard.
+    assert cpa.plan_present([], iam_role_arn=IAM_ARN, external_id="gone", authorize=False).create
+
+
 # -- planning absent ------------------------------------------------------------------------------
 
 
@@ -375,6 +401,20 @@ def test_ensure_creates_then_authorizes_with_the_right_calls():
     atlas.calls.clear()
     outcome = cpa.CloudProviderAccess(atlas, GROUP).ensure(iam_role_arn=IAM_ARN)
     assert not outcome.changed and outcome.reused_by == "iam_role_arn"
+    assert atlas.operations() == ["listGroupCloudProviderAccess"]
+
+
+def test_ensure_without_authorizing_creates_once_and_then_finds_the_authorized_role():
+    atlas = FakeAtlas()
+    first = cpa.CloudProviderAccess(atlas, GROUP).ensure(iam_role_arn=IAM_ARN, authorize=False)
+    assert first.changed and first.reused_by == "created"
+    assert atlas.operations() == ["listGroupCloudProviderAccess", "createGroupCloudProviderAccess"]
+    cpa.CloudProviderAccess(atlas, GROUP).ensure(role_id=first.after["role_id"], iam_role_arn=IAM_ARN)
+
+    atlas.calls.clear()
+    again = cpa.CloudProviderAccess(atlas, GROUP).ensure(iam_role_arn=IAM_ARN, authorize=False)
+    assert not again.changed and again.reused_by == "iam_role_arn"
+    assert again.after["role_id"] == first.after["role_id"]
     assert atlas.operations() == ["listGroupCloudProviderAccess"]
 
 

@@ -318,6 +318,50 @@ def test_plan_drops_duplicate_sids_it_owns():
 # -- key metadata and problems ---------------------------------------------------------------
 
 
+# -- does the key policy already grant the key? ------------------------------------------------
+
+
+SAME_ACCOUNT_ROLE = "arn:aws:iam::222222222222:role/atlas-kms"
+
+
+def principals(*values):
+    return kms.validate_key_principals(list(values), allow_unknown=True)
+
+
+def test_the_default_key_policy_delegates_to_its_own_account_only():
+    # AWS's default key policy lets the key's account grant the key through IAM policies.
+    assert kms.key_policy_grants(default_policy(), principals(SAME_ACCOUNT_ROLE), metadata()) is True
+    assert kms.key_policy_grants(default_policy(), principals(OTHER_ACCOUNT), metadata()) is True
+    assert kms.key_policy_grants(default_policy(), principals(ROLE_ARN), metadata()) is False
+
+
+def test_a_statement_naming_the_role_or_its_account_grants_it():
+    assert kms.key_policy_grants(default_policy(role_statement()), principals(ROLE_ARN), metadata()) is True
+    by_account = role_statement(sid="Partner", principal="arn:aws:iam::111111111111:root")
+    assert kms.key_policy_grants(default_policy(by_account), principals(ROLE_ARN), metadata()) is True
+    # ... unless it leaves one of the three actions out.
+    partial = dict(by_account, Action=["kms:Encrypt", "kms:Decrypt"])
+    assert kms.key_policy_grants(default_policy(partial), principals(ROLE_ARN), metadata()) is False
+
+
+def test_the_managed_statement_can_be_left_out_of_the_answer():
+    doc = default_policy(role_statement())
+    assert kms.key_policy_grants(doc, principals(ROLE_ARN), metadata(), without_sid="MongoDBAtlasKeyAccess111111111111atlaskms") is False
+
+
+def test_a_deny_or_an_undecided_condition_is_not_a_grant():
+    deny = {"Sid": "NoDecrypt", "Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}
+    assert kms.key_policy_grants(default_policy(deny), principals(SAME_ACCOUNT_ROLE), metadata()) is False
+    only_from = role_statement(source_ips=["198.51.100.10"])
+    assert kms.key_policy_grants(default_policy(only_from), principals(ROLE_ARN), metadata()) is None
+    assert kms.key_policy_grants(default_policy(), principals(UNKNOWN), metadata()) is None
+
+
+def test_has_statement():
+    assert kms.has_statement(default_policy(role_statement()), "MongoDBAtlasKeyAccess111111111111atlaskms")
+    assert not kms.has_statement(json.dumps(default_policy()), "MongoDBAtlasKeyAccess111111111111atlaskms")
+
+
 def test_key_metadata_is_snake_case_with_region_and_partition():
     raw = {
         "AWSAccountId": "222222222222",

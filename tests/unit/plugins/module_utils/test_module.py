@@ -40,3 +40,36 @@ def test_known_accepts_placeholder_only_in_check_mode():
     module = _module({"name": "x"}, check_mode=False)
     with pytest.raises(base.ModuleInputError, match=r"external_id is '\(known after apply\)'.*without --check"):
         module.known("external_id", base.UNKNOWN)
+
+
+def _module_for(args, **sides):
+    with patch_module_args(dict(args)):
+        return base.CmkAtlasModule({"name": {"type": "str"}}, **sides)
+
+
+def test_every_module_accepts_both_sides_connection_options_for_one_group_default():
+    # One module_defaults for group/cmk.atlas.atlas carries Atlas and AWS options to every module.
+    connection = {"public_key": "pub", "private_key": "priv", "retries": 1, "profile": "ops", "region": "eu-west-2", "aws_endpoint_url": "http://x"}
+    atlas_only = _module_for({"name": "x", **connection}, atlas=True)
+    assert atlas_only.params["retries"] == 1
+    assert atlas_only.params["region"] == "eu-west-2"
+    aws_only = _module_for({"name": "x", **connection}, aws=True)
+    assert aws_only.params["profile"] == "ops"
+    assert aws_only.params["public_key"] == "pub"
+
+
+def test_ignored_options_keep_secrecy_and_drop_defaults_and_fallbacks():
+    spec = {
+        "base_url": {"type": "str", "default": "https://cloud.mongodb.com", "fallback": (None, ["X"])},
+        "private_key": {"type": "str", "no_log": True},
+        "region": {"type": "str", "aliases": ["aws_region"]},
+        "validate_certs": {"type": "bool", "default": True},
+    }
+    assert base.ignored_options(spec, keep={"validate_certs": {}}) == {
+        "base_url": {"type": "str"},
+        "private_key": {"type": "str", "no_log": True},
+        "region": {"type": "str", "aliases": ["aws_region"]},
+    }
+    atlas_only = _module_for({"name": "x"}, atlas=True)
+    assert atlas_only.params["assume_role_session_name"] is None  # ignored: no default
+    assert atlas_only.params["validate_certs"] is True  # the Atlas option, with its default
