@@ -110,6 +110,22 @@ def _resolve(value, context, where):
     return _PLACEHOLDER.sub(lambda match: str(lookup(match.group(1))), value)
 
 
+def hosts_text(project_states):
+    """Hosts-file text (``ADDRESS HOSTNAME`` per line) for the cluster nodes of ``project_states``
+    (``AtlasEmulator.project_state()`` or ``GET /__emulator/projects/{id}`` answers).
+
+    The node host names exist only in the emulator; a module given this file as its hosts file
+    resolves them without DNS and without touching the machine's resolver.
+    """
+    lines = ["# cluster nodes of the Atlas emulator: public address, host name"]
+    for state in project_states:
+        for cluster_name, cluster in sorted((state.get("clusters") or {}).items()):
+            for node in cluster.get("nodes") or []:
+                if node.get("public_ip"):
+                    lines.append(f"{node['public_ip']} {node['hostname']}  # {state.get('groupId')} {cluster_name}")
+    return "\n".join(lines) + "\n"
+
+
 class TestBed:
     """moto + AWS fault proxy + Atlas emulator, seeded from a scenario.
 
@@ -286,6 +302,28 @@ class TestBed:
             if settings.get("accessKeyID"):
                 return settings["accessKeyID"]
         return None
+
+    def node_addresses(self):
+        """Host name -> current public address of every node of the scenario's clusters."""
+        return {
+            node["hostname"]: node["public_ip"]
+            for group_id in self.projects.values()
+            for cluster in self.atlas.project_state(group_id)["clusters"].values()
+            for node in cluster["nodes"]
+            if node.get("public_ip")
+        }
+
+    def write_hosts_file(self, path):
+        """Write the nodes' host names with their current public addresses, in hosts format, to ``path``.
+
+        For ``hosts_file`` of ``cmk.atlas.source_ip_info`` (or ``CMK_ATLAS_HOSTS_FILE``): the
+        node host names do not exist in DNS. Call it again after ``atlas.set_node_public_ip()``
+        for the module to see the new address. Returns ``path``.
+        """
+        text = hosts_text(self.atlas.project_state(group_id) for group_id in self.projects.values())
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return path
 
     def clear_logs(self):
         """Forget the Atlas and AWS request logs (e.g. between a first and a second run)."""

@@ -343,6 +343,28 @@ def test_atlas_region_names():
     assert atlas_region("ap-southeast-2") == "AP_SOUTHEAST_2"
 
 
+@pytest.mark.scenario("demo")
+def test_write_hosts_file_gives_node_host_names_their_current_addresses(clean_testbed, tmp_path):
+    bed = clean_testbed
+    processes = atlas_get(bed, "/groups/660000000000000000000012/processes")["results"]
+    path = bed.write_hosts_file(str(tmp_path / "nodes.hosts"))
+    entries = {}
+    for line in (tmp_path / "nodes.hosts").read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields:
+            entries[fields[1]] = fields[0]
+    # Every node of every project, the process host names Atlas reports among them.
+    assert entries == bed.node_addresses()
+    assert len(entries) == 9
+    assert {p["hostname"] for p in processes} <= set(entries)
+    orders = bed.atlas.project_state("660000000000000000000012")["clusters"]["Orders"]["nodes"][0]
+    assert entries[orders["hostname"]] == orders["public_ip"]
+
+    bed.atlas.set_node_public_ip("660000000000000000000012", "Orders", orders["hostname"], "203.0.113.250")
+    bed.write_hosts_file(path)
+    assert f"203.0.113.250 {orders['hostname']}" in (tmp_path / "nodes.hosts").read_text()
+
+
 def test_describe_names_urls_and_credentials(clean_testbed):
     text = clean_testbed.describe()
     for value in (clean_testbed.atlas_url, clean_testbed.aws_endpoint_url, clean_testbed.moto_url, clean_testbed.operator["access_key_id"]):
