@@ -58,9 +58,11 @@ def installed_collection(tmp_path_factory):
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT, check=True, capture_output=True
     ).stdout.split(b"\0")
+    # A virtual environment left in the checkout (not git-ignored) is never part of the collection.
+    venvs = {entry for entry in os.listdir(REPO_ROOT) if os.path.exists(os.path.join(REPO_ROOT, entry, "pyvenv.cfg"))}
     for name in filter(None, files):
         relative = name.decode()
-        if not os.path.exists(os.path.join(REPO_ROOT, relative)):
+        if not os.path.exists(os.path.join(REPO_ROOT, relative)) or relative.split("/", 1)[0] in venvs:
             continue
         target = source / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,3 +130,45 @@ def run_playbook(installed_collection, tmp_path):
         return PlaybookRun(args, proc.returncode, proc.stdout, proc.stderr, results)
 
     return run
+
+
+@pytest.fixture
+def write_inventory(tmp_path):
+    """Return ``write(hosts, group="atlas_projects", group_vars=None)``: an inventory file with one host per project.
+
+    ``hosts`` maps host names to their variables; the path of the YAML file is returned.
+    """
+    counter = {"n": 0}
+
+    def write(hosts, group="atlas_projects", group_vars=None):
+        counter["n"] += 1
+        path = tmp_path / "inventory{}.yml".format(counter["n"])
+        body = {group: {"hosts": {name: dict(variables) for name, variables in hosts.items()}}}
+        if group_vars:
+            body[group]["vars"] = dict(group_vars)
+        path.write_text(yaml.safe_dump(body, sort_keys=False))
+        return str(path)
+
+    return write
+
+
+# -- helpers for the playbook tests -----------------------------------------------------------------
+
+UNKNOWN = "(known after apply)"
+SUMMARY_TASK = "Summarize the project"
+
+
+def matches_prediction(predicted, actual):
+    """Whether ``actual`` is what check mode predicted, where it could know it: a placeholder matches anything."""
+    if isinstance(predicted, str) and UNKNOWN in predicted:
+        return True
+    if isinstance(predicted, dict) and isinstance(actual, dict):
+        return predicted.keys() == actual.keys() and all(matches_prediction(predicted[key], actual[key]) for key in predicted)
+    if isinstance(predicted, list) and isinstance(actual, list):
+        return len(predicted) == len(actual) and all(matches_prediction(p, a) for p, a in zip(predicted, actual))
+    return predicted == actual
+
+
+def successful_writes(bed):
+    """(system, operation) of every write since the last clear_logs(), without HTTP digest challenges (401 before the credentials)."""
+    return [(call["system"], call["operation"]) for call in bed.write_calls() if call["status"] != 401]

@@ -1,0 +1,369 @@
+"""cmk.atlas.enable end to end: ansible-playbook against the Atlas emulator and moto."""
+
+import json
+
+import pytest
+
+from .conftest import SUMMARY_TASK, UNKNOWN, matches_prediction, successful_writes
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOK = "cmk.atlas.enable"
+EAR_TASK = "cmk.atlas.encryption_at_rest : Ensure the project encrypts at rest with the key through the Atlas role"
+CLUSTER_TASK = "cmk.atlas.encryption_at_rest : Encrypt the clusters with the key"
+ROLE_TASK = "cmk.atlas.iam_access : Ensure the project's Atlas cloud provider access role"
+PROBE_TASK = "cmk.atlas.iam_access : Find the IAM role Atlas assumes"
+KEY_POLICY_TASK = "cmk.atlas.kms_access : Ensure the key policy lets the IAM role use the key, where it does not already"
+# What the first run changes on a project where nothing exists yet, in this order.
+FIRST_RUN_CHANGES = [
+    "cmk.atlas.iam_access : Ensure the project's Atlas cloud provider access role",
+    "cmk.atlas.iam_access : Ensure the IAM role trusts Atlas with the role's external ID",
+    "cmk.atlas.iam_access : Authorize the Atlas role for the IAM role",
+    "cmk.atlas.kms_access : Ensure the IAM role's inline policy grants the key",
+    EAR_TASK,
+]
+# Small bounds, so that faults do not make a test wait (role variables the playbook leaves to the inventory).
+FAST = {
+    "cmk_atlas_connection": {"retries": 1, "timeout": 10},
+    "iam_access_authorize_timeout": 5,
+    "encryption_at_rest_valid_timeout": 5,
+    "encryption_at_rest_cluster_poll_interval": 0.1,
+    "encryption_at_rest_cluster_wait_timeout": 60,
+}
+
+
+def project(bed, name, role_name, **variables):
+    return {"cmk_atlas_project_id": bed.projects[name], "cmk_atlas_iam_role_name": role_name, **FAST, **variables}
+
+
+def iam_roles(bed, account="R"):
+    return sorted(role["RoleName"] for role in bed.aws_client("iam", account=account).list_roles()["Roles"])
+
+
+def atlas_roles(bed, group):
+    return bed.atlas.project_state(group)["roles"]
+
+
+def assert_enabled(bed, group, role_name, key_id, region="US_EAST_1"):
+    """One Atlas role, authorized for the IAM role and used by encryption at rest with the key."""
+    state = bed.atlas.project_state(group)
+    (role,) = state["roles"]
+    assert role["authorized"] and role["inUse"]
+    assert role["iamAssumedRoleArn"] == f"arn:aws:iam::{bed.accounts['R']}:role/{role_name}"
+    ear = state["encryptionAtRest"]
+    assert (ear["enabled"], ear["roleId"], ear["customerMasterKeyID"], ear["region"]) == (True, role["roleId"], key_id, region)
+    assert not ear["credentialsStored"]
+    return role
+
+
+# -- from scratch ------------------------------------------------------------------------------------
+
+
+def test_enable_from_scratch_check_mode_predicts_the_run_which_then_converges(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    group = bed.projects["empty"]
+    key = bed.keys["main"]
+    inventory = write_inventory({"empty": project(bed, "empty", "atlas-kms-empty", cmk_atlas_kms_key=key["alias"])})
+
+    # Nothing exists yet: check mode runs to the end, writes nothing and shows every change.
+    bed.clear_logs()
+    check = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
+    assert check.changed_tasks() == FIRST_RUN_CHANGES
+    assert successful_writes(bed) == []
+    assert atlas_roles(bed, group) == [] and iam_roles(bed) == []
+    predicted = check.task(SUMMARY_TASK)["msg"]
+    assert predicted["atlas_role_id"] == predicted["external_id"] == UNKNOWN
+    assert predicted["iam_role_arn"] == "arn:aws:iam::111111111111:role/atlas-kms-empty"
+    assert (predicted["key"], predicted["region"], predicted["access_method"], predicted["valid"]) == (key["arn"], "us-east-1", "role", None)
+    assert check.task(ROLE_TASK)["reused_by"] == "created"
+    assert '-    "access_method": "none",' in check.output and '+    "access_method": "role",' in check.output
+
+    bed.clear_logs()
+    run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, diff=True).assert_ok()
+    assert run.changed_tasks() == check.changed_tasks()
+    applied = run.task(SUMMARY_TASK)["msg"]
+    assert matches_prediction(dict(predicted, check_mode=False, valid=True), applied), (predicted, applied)
+    assert applied["valid"] is True
+    assert matches_prediction(check.task(EAR_TASK)["diff"], run.task(EAR_TASK)["diff"])
+    assert [call for call in successful_writes(bed) if call[0] == "atlas"] == [
+        ("atlas", "createGroupCloudProviderAccess"),
+        ("atlas", "authorizeGroupCloudProviderAccessRole"),
+        ("atlas", "updateGroupEncryptionAtRest"),
+    ]
+    role = assert_enabled(bed, group, "atlas-kms-empty", key["arn"])
+    assert (applied["atlas_role_id"], applied["external_id"]) == (role["roleId"], role["atlasAssumedRoleExternalId"])
+    assert iam_roles(bed) == ["atlas-kms-empty"]
+    iam = bed.aws_client("iam")
+    tags = {tag["Key"]: tag["Value"] for tag in iam.list_role_tags(RoleName="atlas-kms-empty")["Tags"]}
+    assert tags == {"cmk-atlas:project-id": group, "cmk-atlas:role-id": role["roleId"]}
+    inline = iam.get_role_policy(RoleName="atlas-kms-empty", PolicyName="cmk-atlas-kms-access")["PolicyDocument"]
+    assert inline["Statement"][0]["Resource"] == key["arn"]
+    # The key policy already lets account R's IAM policies grant the key: it is left as it is.
+    assert run.task(KEY_POLICY_TASK)["statement_needed"] is False
+    assert applied["key_policy_statement"] is False
+
+    # Converged: neither a real nor a check-mode re-run changes or writes anything, at any verbosity without secrets.
+    for check_mode in (False, True):
+        bed.clear_logs()
+        rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=check_mode, diff=True, verbosity=3).assert_ok()
+        assert rerun.changed_tasks() == []
+        assert bed.write_calls() == []
+        assert rerun.task(ROLE_TASK)["reused_by"] == "iam_role_arn"
+        assert rerun.task(SUMMARY_TASK)["msg"] == dict(applied, check_mode=check_mode)
+        for secret in (bed.api_key["private_key"], bed.operator["secret_access_key"]):
+            assert secret not in rerun.output
+            assert secret not in json.dumps(rerun.results)
+    assert [r["roleId"] for r in atlas_roles(bed, group)] == [role["roleId"]]
+
+
+@pytest.mark.scenario("demo")
+def test_check_mode_predicts_the_clusters_of_a_project_not_set_up_yet(run_playbook, clean_testbed, testbed_env, write_inventory):
+    """The clusters' step is predicted although the project's encryption at rest exists only as a prediction."""
+    bed = clean_testbed
+    group = bed.projects["plain"]
+    egress = ["198.51.100.10", "198.51.100.11"]
+    variables = project(bed, "plain", "atlas-kms-plain", cmk_atlas_kms_key=bed.keys["main"]["key_id"], cmk_atlas_region="us-east-1")
+    variables.update(cmk_atlas_clusters="all", cmk_atlas_source_ips=[*egress, "203.0.113.0/28"])
+    inventory = write_inventory({"plain": variables})
+
+    bed.clear_logs()
+    check = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
+    assert check.changed_tasks() == [*FIRST_RUN_CHANGES, CLUSTER_TASK]
+    assert check.task(CLUSTER_TASK)["clusters"][0]["provider"] == "AWS"
+    assert check.task(SUMMARY_TASK)["msg"]["clusters"] == {"Cluster0": "AWS"}
+    assert '-    "Cluster0": "NONE"' in check.output and '+    "Cluster0": "AWS"' in check.output
+    assert successful_writes(bed) == []
+
+    run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, diff=True).assert_ok()
+    assert run.changed_tasks() == check.changed_tasks()
+    assert matches_prediction(dict(check.task(SUMMARY_TASK)["msg"], check_mode=False, valid=True), run.task(SUMMARY_TASK)["msg"])
+    assert bed.atlas.project_state(group)["clusters"]["Cluster0"]["encryptionAtRestProvider"] == "AWS"
+    # Atlas is given the key's ARN, whatever form the key was given in.
+    assert_enabled(bed, group, "atlas-kms-plain", bed.keys["main"]["arn"])
+    # The IAM policy carries the source-address condition: the control plane and the cluster's nodes (203.0.113.11-13).
+    inline = bed.aws_client("iam").get_role_policy(RoleName="atlas-kms-plain", PolicyName="cmk-atlas-kms-access")["PolicyDocument"]
+    assert sorted(inline["Statement"][0]["Condition"]["IpAddress"]["aws:SourceIp"]) == ["198.51.100.10/32", "198.51.100.11/32", "203.0.113.0/28"]
+
+    bed.clear_logs()
+    rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory).assert_ok()
+    assert rerun.changed_tasks() == []
+    assert rerun.task(SUMMARY_TASK)["msg"]["valid"] is True
+    assert bed.write_calls() == []
+
+
+# -- refusals before any write -----------------------------------------------------------------------
+
+
+@pytest.mark.scenario("demo")
+def test_enable_on_a_credentials_project_stops_and_names_switch(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    inventory = write_inventory({"legacy": project(bed, "legacy", "atlas-kms-legacy-role", cmk_atlas_kms_key=bed.keys["main"]["arn"])})
+    for check in (True, False):
+        bed.clear_logs()
+        run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=check)
+        assert run.rc != 0
+        assert run.failed_tasks() == ["Stop when the project reaches its key with an access key"]
+        message = run.task("Stop when the project reaches its key with an access key")["msg"]
+        assert "cmk.atlas.switch" in message and "cannot be undone" in message and "Nothing was written" in message
+        assert bed.legacy_access_key_id in message
+        assert successful_writes(bed) == []
+        assert [entry["operation_id"] for entry in bed.atlas.request_log() if entry["status"] != 401] == [
+            "listGroupCloudProviderAccess",
+            "getGroupEncryptionAtRest",
+            "listGroupClusters",
+        ]
+    assert iam_roles(bed) == []
+
+
+def test_argument_validation_reports_every_wrong_variable_at_once(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    wrong = {
+        "cmk_atlas_project_id": "not-a-project",
+        "cmk_atlas_iam_role_name": "atlas kms",
+        "cmk_atlas_iam_role_path": "atlas",
+        "cmk_atlas_region": "Europe",
+        "cmk_atlas_key_owner_role_arn": "arn:aws:iam::222222222222:user/admin",
+        "cmk_atlas_source_ips": ["198.51.100.10", "everywhere"],
+        "cmk_atlas_clusters": "some",
+        "cmk_atlas_confirm_switch": "perhaps",
+        "cmk_atlas_conection": {"retries": 1},
+    }
+    # Two projects sharing one IAM role would take its trust policy from each other.
+    twin = {"cmk_atlas_project_id": bed.projects["empty"], "cmk_atlas_iam_role_name": "atlas-kms-shared", "cmk_atlas_kms_key": "alias/atlas-cmk"}
+    inventory = write_inventory({"broken": wrong, "first": twin, "second": dict(twin, cmk_atlas_project_id="660000000000000000000002")})
+    bed.clear_logs()
+    run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
+    assert run.rc != 0
+    assert run.failed_tasks() == ["Stop on wrong variables, naming every one"] * 3
+    for host, other in (("first", "second"), ("second", "first")):
+        shared = run.task("Stop on wrong variables, naming every one", host=host)["msg"]
+        assert f"cmk.atlas.enable: 1 wrong variable(s) for {host}" in shared
+        assert f"cmk_atlas_iam_role_name 'atlas-kms-shared' is also the IAM role of {other} in the same AWS account" in shared
+    message = run.task("Stop on wrong variables, naming every one", host="broken")["msg"]
+    assert message.startswith("cmk.atlas.enable: 10 wrong variable(s) for broken; nothing was read or written.")
+    for expected in (
+        "missing required arguments: cmk_atlas_kms_key",
+        "cmk_atlas_confirm_switch",
+        "cmk_atlas_project_id 'not-a-project' is not an Atlas project id",
+        "cmk_atlas_iam_role_name 'atlas kms' is not an IAM role name",
+        "cmk_atlas_iam_role_path 'atlas' is not an IAM path",
+        "cmk_atlas_region 'Europe' is not an AWS region",
+        "cmk_atlas_key_owner_role_arn 'arn:aws:iam::222222222222:user/admin' is not an IAM role ARN",
+        'cmk_atlas_source_ips must list IP addresses or CIDR blocks, such as [198.51.100.10, 203.0.113.0/24]; got ["198.51.100.10", "everywhere"]',
+        'cmk_atlas_clusters must be a list of cluster names, such as [Cluster0], or the string all; got "some"',
+        "cmk_atlas_conection is not a variable of this playbook",
+    ):
+        assert expected in message, (expected, message)
+    assert bed.atlas.request_log() == []
+    assert bed.proxy.request_log() == []
+
+
+def test_roles_validate_their_own_variables_at_once(run_playbook, clean_testbed, testbed_env):
+    plays = [
+        {
+            "name": "roles without their variables",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": role,
+                    "block": [{"name": f"run {role}", "ansible.builtin.include_role": {"name": f"cmk.atlas.{role}"}, "vars": variables}],
+                    "rescue": [{"name": f"after {role}", "ansible.builtin.debug": {"msg": "validation failed"}}],
+                }
+                for role, variables in (
+                    ("iam_access", {"iam_access_authorize_timeout": "soon"}),
+                    ("kms_access", {"kms_access_source_ips": "198.51.100.10"}),
+                    ("encryption_at_rest", {"encryption_at_rest_paused_clusters": "wait"}),
+                )
+            ],
+        }
+    ]
+    run = run_playbook(plays, env=testbed_env)
+    errors = {r["task"].split(" : ")[0]: r["result"]["argument_errors"] for r in run.results if r["status"] == "failed"}
+    assert errors == {
+        "cmk.atlas.iam_access": [
+            "missing required arguments: iam_access_iam_role_name, iam_access_project_id",
+            "argument 'iam_access_authorize_timeout' is of type str and we were unable to convert to int: \"'soon'\" cannot be converted to an int",
+        ],
+        "cmk.atlas.kms_access": [
+            "missing required arguments: kms_access_atlas_aws_account_arn, kms_access_external_id, kms_access_iam_role_arn, kms_access_iam_role_name, "
+            "kms_access_key"
+        ],
+        "cmk.atlas.encryption_at_rest": [
+            "missing required arguments: encryption_at_rest_project_id, encryption_at_rest_role_id",
+            "value of encryption_at_rest_paused_clusters must be one of: fail, skip, got: wait",
+        ],
+    }
+    assert clean_testbed.write_calls() == []
+
+
+# -- a key in another account ------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("cross_account")
+def test_cross_account_key_gets_a_key_policy_statement_from_its_owner_and_atlas_the_full_arn(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    group = bed.projects["cross"]
+    key = bed.keys["main"]
+    role_arn = f"arn:aws:iam::{bed.accounts['R']}:role/atlas-kms-cross"
+    owner = bed.roles["key_admin"]["arn"]
+    inventory = write_inventory(
+        {"cross": project(bed, "cross", "atlas-kms-cross", cmk_atlas_kms_key=key["arn"], cmk_atlas_key_owner_role_arn=owner, cmk_atlas_clusters=["Cluster0"])}
+    )
+    bed.clear_logs()
+    check = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
+    assert check.changed_tasks() == [*FIRST_RUN_CHANGES[:3], KEY_POLICY_TASK, *FIRST_RUN_CHANGES[3:], CLUSTER_TASK]
+    assert successful_writes(bed) == []
+
+    run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, diff=True).assert_ok()
+    assert run.changed_tasks() == check.changed_tasks()
+    assert matches_prediction(dict(check.task(SUMMARY_TASK)["msg"], check_mode=False, valid=True), run.task(SUMMARY_TASK)["msg"])
+    # The key policy is written in K (with the key owner's role), the IAM role in R; Atlas has the full key ARN.
+    writes = [(call["operation"], call["account"]) for call in bed.write_calls() if call["system"] == "aws"]
+    assert ("PutKeyPolicy", bed.accounts["K"]) in writes
+    assert all(account == bed.accounts["R"] for operation, account in writes if operation != "PutKeyPolicy")
+    assert_enabled(bed, group, "atlas-kms-cross", key["arn"])
+    kms = bed.aws_client("kms", account="K")
+    policy = json.loads(kms.get_key_policy(KeyId=key["key_id"], PolicyName="default")["Policy"])
+    (statement,) = [s for s in policy["Statement"] if s.get("Sid") == "MongoDBAtlasKeyAccess111111111111atlaskmscross"]
+    assert statement["Principal"] == {"AWS": role_arn}
+    assert iam_roles(bed) == ["atlas-kms-cross"]
+    assert run.task(SUMMARY_TASK)["msg"]["clusters"] == {"Cluster0": "AWS"}
+
+    bed.clear_logs()
+    rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory).assert_ok()
+    assert rerun.changed_tasks() == []
+    assert bed.write_calls() == []
+
+
+@pytest.mark.scenario("cross_account")
+def test_cross_account_key_without_its_owner_leaves_the_key_policy_and_says_what_it_needs(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    key = bed.keys["main"]
+    inventory = write_inventory({"cross": project(bed, "cross", "atlas-kms-cross", cmk_atlas_kms_key=key["arn"])})
+    run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
+    # Atlas cannot use the key while K's key policy does not name the role: the step that would fail fails, nothing is half written in K.
+    assert run.rc != 0
+    warning = run.task(KEY_POLICY_TASK)["warnings"][0]
+    assert f"The key policy of {key['arn']} (account {bed.accounts['K']}) was not checked" in warning
+    assert "arn:aws:iam::111111111111:role/atlas-kms-cross" in warning
+    assert run.failed_tasks() == [EAR_TASK]
+    assert "key_policy" in run.task(EAR_TASK)["msg"] or "key policy" in run.task(EAR_TASK)["msg"]
+    assert not [call for call in bed.write_calls() if call["system"] == "aws" and call["account"] == bed.accounts["K"]]
+    assert not bed.atlas.project_state(bed.projects["cross"])["encryptionAtRest"]["enabled"]
+
+
+# -- several projects ---------------------------------------------------------------------------------
+
+
+def test_several_projects_in_one_inventory_run_in_parallel(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    groups = {"empty": bed.projects["empty"], "orders": "660000000000000000000002", "billing": "660000000000000000000003"}
+    for name in ("orders", "billing"):
+        bed.atlas.add_project(groups[name], f"cmk-{name}")
+    hosts = {
+        name: {"cmk_atlas_project_id": group, "cmk_atlas_iam_role_name": f"atlas-kms-{name}", "cmk_atlas_kms_key": bed.keys["main"]["alias"], **FAST}
+        for name, group in groups.items()
+    }
+    inventory = write_inventory(hosts)
+    check = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=True, forks=3).assert_ok()
+    run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, forks=3).assert_ok()
+    for name, group in groups.items():
+        changed = [r["task"] for r in run.results if r["host"] == name and r["result"].get("changed")]
+        assert changed == FIRST_RUN_CHANGES
+        assert changed == [r["task"] for r in check.results if r["host"] == name and r["result"].get("changed")]
+        assert_enabled(bed, group, f"atlas-kms-{name}", bed.keys["main"]["arn"])
+        assert run.task(SUMMARY_TASK, host=name)["msg"]["project_id"] == group
+    assert iam_roles(bed) == ["atlas-kms-billing", "atlas-kms-empty", "atlas-kms-orders"]
+
+    bed.clear_logs()
+    rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, forks=3).assert_ok()
+    assert rerun.changed_tasks() == []
+    assert bed.write_calls() == []
+
+
+# -- connection options -------------------------------------------------------------------------------
+
+
+def test_connection_options_given_once_reach_every_module_and_no_secret_is_shown(run_playbook, clean_testbed, testbed_env, write_inventory):
+    """Credentials only in cmk_atlas_connection (module_defaults for group/cmk.atlas.atlas), none in the environment."""
+    bed = clean_testbed
+    secrets = {
+        "public_key": testbed_env["MONGODB_ATLAS_PUBLIC_KEY"],
+        "private_key": testbed_env["MONGODB_ATLAS_PRIVATE_KEY"],
+        "access_key": testbed_env["AWS_ACCESS_KEY_ID"],
+        "secret_key": testbed_env["AWS_SECRET_ACCESS_KEY"],
+    }
+    from_env = ("MONGODB_ATLAS_PUBLIC_KEY", "MONGODB_ATLAS_PRIVATE_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    env = {name: value for name, value in testbed_env.items() if name not in from_env}
+    connection = dict(secrets, base_url=bed.atlas_url, endpoint_url=bed.aws_endpoint_url, region="us-east-1", retries=1)
+    variables = project(bed, "empty", "atlas-kms-empty", cmk_atlas_kms_key=bed.keys["main"]["alias"])
+    inventory = write_inventory({"empty": dict(variables, cmk_atlas_connection=connection)})
+    for check in (True, False):
+        run = run_playbook(PLAYBOOK, env=env, inventory=inventory, check=check, diff=True, verbosity=3).assert_ok()
+        assert run.changed_tasks() == FIRST_RUN_CHANGES
+        for secret in (secrets["private_key"], secrets["secret_key"]):
+            assert secret not in run.output
+            assert secret not in json.dumps(run.results)
+    assert_enabled(bed, bed.projects["empty"], "atlas-kms-empty", bed.keys["main"]["arn"])
