@@ -12,7 +12,7 @@ SANITY_ROOT := $(SANITY_BASE)/ansible_collections/cmk/atlas
 GET_PIP_STANDIN := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_WORKERS ?= auto
 
-.PHONY: help demo test venv lint ruff unit integration sanity ansible-lint changelog-lint clean
+.PHONY: help demo test venv lint ruff unit integration sanity ansible-lint changelog-lint clean bench
 
 help:
 	@echo "make demo   run the enable and switch playbooks against the embedded test bed"
@@ -70,3 +70,18 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .ansible tests/output .pytest_cache .ruff_cache .hypothesis
+
+# Not part of `make test`: timed runs against the test bed, beside a hand-written amazon.aws + uri
+# baseline. Its own venv keeps the `ansible` package (for amazon.aws) out of the test toolchain.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS ?= --runs 5 --output docs/performance.md
+
+$(BENCH_STAMP): tests/benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r tests/benchmarks/requirements.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python tests/benchmarks/bench.py --ansible-bin $(BENCH_VENV)/bin $(BENCH_ARGS)
