@@ -19,7 +19,8 @@ FAST = {
     "encryption_at_rest_cluster_wait_timeout": 60,
 }
 # The playbook does not pass these on yet; extra vars reach the role all the same.
-SWITCH = {"kms_access_atlas_source_ips": True, "kms_access_project_id": PLAIN, "kms_access_valid_retries": 3, "kms_access_valid_delay": 1}
+# The playbook-level switch; the short waits keep the add-then-remove step quick on the test bed.
+SWITCH = {"cmk_atlas_manage_source_ips": True, "kms_access_valid_retries": 3, "kms_access_valid_delay": 1}
 
 
 def policy_ips(bed):
