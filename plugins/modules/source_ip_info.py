@@ -261,8 +261,8 @@ ARGUMENT_SPEC = {
 
 def _hosts_file(params):
     # Read here rather than through an argument-spec fallback, so that an empty variable means unset.
-    path = params["hosts_file"] or os.environ.get(HOSTS_FILE_ENV) or None
-    return os.path.expanduser(path) if path else None
+    # The option is expanded by its type (path); the environment variable is taken as given.
+    return params["hosts_file"] or os.environ.get(HOSTS_FILE_ENV) or None
 
 
 def run(module):

@@ -202,8 +202,8 @@ def measure(seconds, results, atlas_log, aws_log):
         "aws_ops": {"{}{}".format(op, " (write)" if write else ""): n for (op, account, write), n in aws_ops.items()},
         "atlas_gets": dict(atlas_gets),
         "aws_reads_by_account": {f"{op} in {account}": n for (op, account, write), n in aws_ops.items() if not write},
-        "writes": [f"atlas {op}" for (op, write), n in atlas_ops.items() if write for _ in range(n)]
-        + [f"aws {op} in {account}" for (op, account, write), n in aws_ops.items() if write for _ in range(n)],
+        "writes": [f"atlas {op}" for (op, write), n in atlas_ops.items() if write for _call in range(n)]
+        + [f"aws {op} in {account}" for (op, account, write), n in aws_ops.items() if write for _call in range(n)],
     }
 
 

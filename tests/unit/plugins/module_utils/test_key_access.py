@@ -15,12 +15,12 @@ def doc(*statements):
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def allow(resource=KEY, actions=ALL, **extra):
-    return {"Effect": "Allow", "Action": actions, "Resource": resource, **extra}
+def allow(resource=KEY, actions=None, **extra):
+    return {"Effect": "Allow", "Action": ALL if actions is None else actions, "Resource": resource, **extra}
 
 
-def deny(resource="*", actions=ALL, **extra):
-    return {"Effect": "Deny", "Action": actions, "Resource": resource, **extra}
+def deny(resource="*", actions=None, **extra):
+    return {"Effect": "Deny", "Action": ALL if actions is None else actions, "Resource": resource, **extra}
 
 
 def root_delegation(account="111111111111"):
