@@ -127,6 +127,16 @@ options:
         looked up there.
       - Without it, the key policy of a key in another account is reported as unchecked, not as a failure.
     type: str
+  access_changes_pending:
+    description:
+      - Honoured only in check mode. Says that an earlier task of the same run would change what lets Atlas use
+        the key (the IAM role's KMS policy or the key policy, for example a new C(aws:SourceIp) list after a
+        cluster node changed its address).
+      - Then a C(valid) flag that Atlas reports as false now is shown as a warning with the diagnosis instead of
+        failing the run, because the real run may fix it before this module runs. Outside check mode the
+        option is ignored, and a key that is not valid fails as always.
+    type: bool
+    default: false
   valid_timeout:
     description:
       - Seconds to wait after the write for Atlas to report the key C(valid), including retries of the write
@@ -344,6 +354,7 @@ ARGUMENT_SPEC = {
     "preflight": {"type": "bool", "default": True},
     "key_owner_assume_role_arn": {"type": "str", "no_log": False},
     "valid_timeout": {"type": "int", "default": DEFAULT_VALID_TIMEOUT},
+    "access_changes_pending": {"type": "bool", "default": False},
 }
 MUTUALLY_EXCLUSIVE = [["role_id", "legacy_access_key_id"]]
 REQUIRED_TOGETHER = [["legacy_access_key_id", "legacy_secret_access_key"]]
@@ -513,10 +524,14 @@ def present(run):
     if diagnose:
         found = failed(checks) + unchecked(checks)
         diagnosis = describe_checks(found) if found else _no_cause(params["preflight"])
-        run.fail(
-            f"Atlas reports the project's AWS KMS settings as not valid (valid: false): Atlas cannot use the key now. {diagnosis}",
-            **run.result(current, checks),
-        )
+        if run.check_mode and params["access_changes_pending"]:
+            # A permission change planned earlier in this run may be what makes the key usable again.
+            run.module.warn(f"Atlas reports the key not valid now; an earlier task would change its permissions first. {diagnosis}")
+        else:
+            run.fail(
+                f"Atlas reports the project's AWS KMS settings as not valid (valid: false): Atlas cannot use the key now. {diagnosis}",
+                **run.result(current, checks),
+            )
 
     extra = {}
     if plan.switch:
