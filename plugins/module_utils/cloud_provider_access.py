@@ -18,7 +18,7 @@ import re
 
 from ansible_collections.cmk.atlas.plugins.module_utils.arn import parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import AtlasApiError, AtlasError, retry_on_error_codes
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError, is_unknown
+from ansible_collections.cmk.atlas.plugins.module_utils.module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
 
 PROVIDER = "AWS"
 ENCRYPTION_AT_REST = "ENCRYPTION_AT_REST"
@@ -46,7 +46,6 @@ ROLE_FIELDS = (
     ("createdDate", "created_date"),
 )
 
-_HEX24 = re.compile(r"^[a-f0-9]{24}$")
 # sts:ExternalId as STS accepts it; Atlas hands out UUIDs.
 _EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -67,19 +66,9 @@ def _quote(value):
     return f"'{value}'" if isinstance(value, str) else repr(value)
 
 
-def validate_project_id(value, option="project_id"):
-    """``value`` when it is an Atlas project id (24 hexadecimal digits)."""
-    if isinstance(value, str) and _HEX24.match(value):
-        return value
-    raise ModuleInputError(
-        f"{option} {_quote(value)} is not an Atlas project id; expected 24 hexadecimal digits such as 5f1a2b3c4d5e6f7a8b9c0d1e "
-        "(Project Settings in the Atlas UI, or the groupId in API paths)"
-    )
-
-
 def validate_role_id(value, option="role_id"):
     """``value`` when it is an Atlas cloud provider access role id (24 hexadecimal digits)."""
-    if isinstance(value, str) and _HEX24.match(value):
+    if isinstance(value, str) and ATLAS_ID.match(value):
         return value
     raise ModuleInputError(
         f"{option} {_quote(value)} is not an Atlas cloud provider access role id; expected the 24 hexadecimal digits "

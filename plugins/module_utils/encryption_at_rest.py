@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import re
 import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils.arn import ArnError, build_key_arn, parse_kms_key_ref, parse_role_arn
@@ -38,7 +37,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.key_access import (
     read_role_policies,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.kms import KmsKeyError, describe_key, get_key_policy, key_label, key_problems, key_ref
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError, is_unknown
+from ansible_collections.cmk.atlas.plugins.module_utils.module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
 from ansible_collections.cmk.atlas.plugins.module_utils.policy import trust_policy_allows
 from ansible_collections.cmk.atlas.plugins.module_utils.regions import RegionError, to_atlas_region, to_aws_region
 
@@ -69,7 +68,6 @@ PREVIOUS_ACCESS_KEY = "previous_access_key"
 
 ACCESS_ACTIONS_TEXT = "kms:Encrypt, kms:Decrypt and kms:DescribeKey"
 
-_HEX24 = re.compile(r"^[a-f0-9]{24}$")
 _DENIED_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError")
 
 
@@ -220,7 +218,7 @@ def resolve_role(roles, value, check_mode=False, project_id=None):
         return None, None, []
     if is_unknown(value):
         return placeholder_role(roles), UNKNOWN, []
-    if _HEX24.match(value):
+    if ATLAS_ID.match(value):
         return encryption_role(roles, value), value, []
     if value.startswith("arn:"):
         arn = parse_role_arn(value, "role_id").arn

@@ -26,7 +26,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.arn import (
     parse_role_arn,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.aws import AwsError
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError, is_unknown
+from ansible_collections.cmk.atlas.plugins.module_utils.module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
 from ansible_collections.cmk.atlas.plugins.module_utils.policy import (
     build_atlas_trust_policy,
     build_kms_access_policy,
@@ -54,7 +54,6 @@ _STANDIN_PRINCIPAL = "arn:aws:iam::000000000000:root"
 _STANDIN_EXTERNAL_ID = "cmk-atlas-standin"
 
 _POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
-_ATLAS_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 # IAM tag keys and values: letters, digits, spaces and _.:/=+-@ (\w is Unicode-aware like IAM's \p{L}\p{N}).
 _TAG_KEY_RE = re.compile(r"^[\w\s.:/=+@-]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w\s.:/=+@-]{0,256}$")
@@ -120,7 +119,7 @@ def validate_atlas_id(value, option):
     """An Atlas project or role id (24 hexadecimal digits), the placeholder, or None."""
     if value is None or is_unknown(value):
         return value
-    if not isinstance(value, str) or not _ATLAS_ID_RE.match(value):
+    if not isinstance(value, str) or not ATLAS_ID.match(value):
         raise ModuleInputError(f"{option} {value!r} is not an Atlas id; expected 24 hexadecimal digits such as 5f4e3d2c1b0a998877665544")
     return value
 

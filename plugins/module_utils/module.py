@@ -7,6 +7,8 @@ values that only exist after an earlier step has really run."""
 
 from __future__ import absolute_import, division, print_function
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cmk.atlas.plugins.module_utils.arn import ArnError
@@ -38,8 +40,23 @@ UNKNOWN = "(known after apply)"
 INPUT_ERRORS = (ArnError, PolicyError, RegionError, AwsOptionError)
 
 
+# Atlas project and cloud provider access role ids: 24 lowercase hexadecimal digits.
+ATLAS_ID = re.compile(r"^[a-f0-9]{24}$")
+
+
 class ModuleInputError(ValueError):
     """A module option is wrong; raised before any write."""
+
+
+def validate_project_id(value, option="project_id"):
+    """``value`` when it is an Atlas project id (24 hexadecimal digits)."""
+    if isinstance(value, str) and ATLAS_ID.match(value):
+        return value
+    shown = f"'{value}'" if isinstance(value, str) else repr(value)
+    raise ModuleInputError(
+        f"{option} {shown} is not an Atlas project id; expected 24 hexadecimal digits such as 5f1a2b3c4d5e6f7a8b9c0d1e "
+        "(Project Settings in the Atlas UI, or the groupId in API paths)"
+    )
 
 
 def is_unknown(value):

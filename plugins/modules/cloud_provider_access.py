@@ -231,10 +231,9 @@ from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access im
     CloudProviderAccess,
     validate_external_id,
     validate_iam_role_arn,
-    validate_project_id,
     validate_role_id,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of
+from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

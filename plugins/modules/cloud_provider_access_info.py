@@ -117,10 +117,9 @@ roles:
 from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import (
     CloudProviderAccess,
     validate_iam_role_arn,
-    validate_project_id,
     validate_role_id,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule
+from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, validate_project_id
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

@@ -203,7 +203,6 @@ skipped_paused:
   sample: [Archive]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import validate_project_id
 from ansible_collections.cmk.atlas.plugins.module_utils.clusters import (
     AWS,
     DEFAULT_POLL_INTERVAL,
@@ -219,7 +218,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.clusters import (
     plan_provider,
     provider_map,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, diff_of
+from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

@@ -310,7 +310,6 @@ clusters_using:
 
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import AtlasApiError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws import AwsError
-from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import validate_project_id
 from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest import (
     ACCESS_CREDENTIALS,
     ACCESS_ROLE,
@@ -338,7 +337,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest impor
     unchecked,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.kms import key_ref
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of
+from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
 from ansible_collections.cmk.atlas.plugins.module_utils.regions import to_aws_region
 
 ARGUMENT_SPEC = {

@@ -155,9 +155,8 @@ clusters_using:
   sample: [Cluster0]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import validate_project_id
 from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest import ACCESS_ROLE, EncryptionAtRestApi, clusters_using, encryption_role, normalize
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule
+from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, validate_project_id
 
 ARGUMENT_SPEC = {"project_id": {"type": "str", "required": True}}
 

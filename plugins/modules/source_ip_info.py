@@ -231,8 +231,7 @@ nodes:
 
 import os
 
-from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import validate_project_id
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError
+from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, validate_project_id
 from ansible_collections.cmk.atlas.plugins.module_utils.source_ips import (
     HOSTS_FILE_ENV,
     UNRESOLVABLE_CHOICES,

@@ -3,7 +3,7 @@ import pytest
 from ansible_collections.cmk.atlas.plugins.module_utils import cloud_provider_access as cpa
 from ansible_collections.cmk.atlas.plugins.module_utils.arn import ArnError
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import AtlasApiError
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError
+from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError, validate_project_id
 
 GROUP = "660000000000000000000001"
 ATLAS_ARN = "arn:aws:iam::536727724300:root"
@@ -39,9 +39,9 @@ def role(*args, **kwargs):
 @pytest.mark.parametrize(
     ("validator", "value", "message"),
     [
-        (cpa.validate_project_id, "abc", "is not an Atlas project id"),
-        (cpa.validate_project_id, "660000000000000000000001 ", "is not an Atlas project id"),
-        (cpa.validate_project_id, "66000000000000000000000G", "is not an Atlas project id"),
+        (validate_project_id, "abc", "is not an Atlas project id"),
+        (validate_project_id, "660000000000000000000001 ", "is not an Atlas project id"),
+        (validate_project_id, "66000000000000000000000G", "is not an Atlas project id"),
         (cpa.validate_role_id, IAM_ARN, "not the IAM role ARN"),
         (cpa.validate_role_id, 123, "is not an Atlas cloud provider access role id"),
         (cpa.validate_external_id, "x", "is not an external id"),
@@ -54,7 +54,7 @@ def test_validators_name_the_option_and_the_expected_shape(validator, value, mes
 
 
 def test_validators_return_good_values():
-    assert cpa.validate_project_id(GROUP) == GROUP
+    assert validate_project_id(GROUP) == GROUP
     assert cpa.validate_role_id("a" * 24) == "a" * 24
     assert cpa.validate_external_id("3c2f4a1e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
     assert cpa.validate_iam_role_arn("arn:aws:iam::111111111111:role/path/x") == "arn:aws:iam::111111111111:role/path/x"
