@@ -666,3 +666,17 @@ def _requires_external_id(condition, external_id):
     if external_id in _condition_values(condition, "StringEquals", "sts:ExternalId"):
         return True
     return any(_wildcard_match(pattern, external_id, ignore_case=False) for pattern in _condition_values(condition, "StringLike", "sts:ExternalId"))
+
+
+def condition_source_ips(doc):
+    """The addresses of every ``IpAddress aws:SourceIp`` condition in ``doc``, as sorted, unique CIDR strings."""
+    found = []
+    for statement in _statements(doc or {}):
+        condition = statement.get("Condition") or {}
+        for operator, keys in condition.items():
+            if canonical_condition_operator(operator) != "IpAddress" or not isinstance(keys, dict):
+                continue
+            for key, values in keys.items():
+                if canonical_condition_key(key).lower() == "aws:sourceip":
+                    found.extend(_as_list(values))
+    return normalize_source_ips(found) if found else []
