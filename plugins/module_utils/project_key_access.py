@@ -215,7 +215,8 @@ class KeyAccess:
         final_ips = self.source_ips
         added = sorted(set(final_ips or []) - set(previous_ips)) if final_ips is not None else []
         removed = sorted(set(previous_ips) - set(final_ips)) if final_ips is not None else []
-        widen = bool(added and removed)
+        # Removing waits for Atlas's valid flag; until then the policies hold the old and the new addresses.
+        widen = bool(removed)
         first_ips = normalize_source_ips(previous_ips + final_ips) if widen else final_ips
         role_before = iam_role
         iam_after = self.ensure_iam_role(aws, iam_role, atlas_role, key_arn, first_ips)

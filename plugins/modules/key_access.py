@@ -30,8 +30,7 @@ description:
     seconds), and only then are the old ones removed.
   - It does not change the project's encryption at rest; M(cmk.atlas.encryption_at_rest) does, with
     RV(role_id) and RV(key_arn). RV(encryption_at_rest_in_place) says when that step has nothing to do.
-  - The playbooks C(cmk.atlas.enable) and C(cmk.atlas.switch) run this module through the role
-    C(cmk.atlas.key_access). M(cmk.atlas.cloud_provider_access), M(cmk.atlas.aws_iam_role) and
+  - The playbooks C(cmk.atlas.enable) and C(cmk.atlas.switch) run this module (C(playbooks/tasks/key_access.yml)). M(cmk.atlas.cloud_provider_access), M(cmk.atlas.aws_iam_role) and
     M(cmk.atlas.kms_key_policy) do the same parts one at a time.
 options:
   project_id:
@@ -288,7 +287,7 @@ ARGUMENT_SPEC = dict(
     iam_role_description=dict(type="str"),
     iam_role_tags=dict(type="dict"),
     kms_key=dict(type="str", no_log=False),
-    key_owner_assume_role_arn=dict(type="str"),
+    key_owner_assume_role_arn=dict(type="str", no_log=False),
     source_ips=dict(type="list", elements="str"),
     key_policy_source_ips=dict(type="bool", default=True),
     policy_name=dict(type="str", default="cmk-atlas-kms-access"),
