@@ -235,8 +235,8 @@ class KeyAccess:
             self.confirm_valid(previous_ips, final_ips, removed)
             if widen:
                 iam_after = self.ensure_iam_role(aws, iam_after, authorized, key_arn, final_ips)
-                key_plan_ips = final_ips if params["key_policy_source_ips"] else None
-                _before, key_plan, statement, needed = self.ensure_key_policy(key_connection, metadata, iam_role_arn, key_plan_ips, plan=key_plan)
+                if params["key_policy_source_ips"] and metadata is not None:
+                    _before, key_plan, statement, needed = self.ensure_key_policy(key_connection, metadata, iam_role_arn, final_ips, plan=key_plan)
         elif widen:  # check mode: show where the run ends, after narrowing
             iam_after = self.plan_only_iam_role(iam_role, authorized, key_arn, final_ips)
             if params["key_policy_source_ips"] and metadata is not None:

@@ -30,7 +30,8 @@ description:
     seconds), and only then are the old ones removed.
   - It does not change the project's encryption at rest; M(cmk.atlas.encryption_at_rest) does, with
     RV(role_id) and RV(key_arn). RV(encryption_at_rest_in_place) says when that step has nothing to do.
-  - The playbooks C(cmk.atlas.enable) and C(cmk.atlas.switch) run this module (C(playbooks/tasks/key_access.yml)). M(cmk.atlas.cloud_provider_access), M(cmk.atlas.aws_iam_role) and
+  - The playbooks C(cmk.atlas.enable) and C(cmk.atlas.switch) run this module (C(playbooks/tasks/key_access.yml)).
+    M(cmk.atlas.cloud_provider_access), M(cmk.atlas.aws_iam_role) and
     M(cmk.atlas.kms_key_policy) do the same parts one at a time.
 options:
   project_id:

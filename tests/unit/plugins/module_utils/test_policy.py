@@ -672,3 +672,89 @@ def test_canonical_condition_operator(operator, canonical):
 def test_normalized_actions_use_the_usual_spelling_where_known():
     canonical = policy.normalize_statement({"Effect": "Allow", "Action": ["KMS:describekey", "sts:assumerole", "KMS:SomeFutureAction"]})
     assert canonical["Action"] == ["kms:DescribeKey", "kms:somefutureaction", "sts:AssumeRole"]
+
+
+# -- condition_source_ips ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(None, [], id="no document"),
+        pytest.param({}, [], id="empty document"),
+        pytest.param(doc(allow("A", Action="kms:Decrypt", Resource=KEY_ARN)), [], id="no condition"),
+        pytest.param(doc(allow("A", Action="kms:Decrypt", Resource="*", Condition=None)), [], id="null condition"),
+        pytest.param(
+            doc(allow("A", Action="kms:Decrypt", Resource="*", Condition={"IpAddress": {"aws:SourceIp": "203.0.113.5"}})),
+            ["203.0.113.5/32"],
+            id="one bare address becomes its /32",
+        ),
+        pytest.param(
+            doc(
+                allow("A", Action="kms:Decrypt", Resource="*", Condition={"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "198.51.100.10/32", "2001:db8::1"]}})
+            ),
+            ["198.51.100.10/32", "203.0.113.0/24", "2001:db8::1/128"],
+            id="a list, sorted by address, IPv4 first",
+        ),
+        pytest.param(
+            doc(
+                allow("A", Action="kms:Decrypt", Resource="*", Condition={"IpAddress": {"aws:SourceIp": ["198.51.100.10", "192.0.2.0/24"]}}),
+                allow("B", Action="kms:Encrypt", Resource="*", Condition={"IpAddress": {"aws:SourceIp": "198.51.100.10/32"}}),
+            ),
+            ["192.0.2.0/24", "198.51.100.10/32"],
+            id="every statement, each address once",
+        ),
+        pytest.param(
+            {"Version": "2012-10-17", "Statement": allow("A", Action="kms:Decrypt", Resource="*", Condition={"IpAddress": {"aws:SourceIp": "192.0.2.7"}})},
+            ["192.0.2.7/32"],
+            id="lone statement object",
+        ),
+        pytest.param(
+            doc(allow("A", Action="kms:Decrypt", Resource="*", Condition={"ipaddress": {"AWS:SourceIP": ["192.0.2.7"]}})),
+            ["192.0.2.7/32"],
+            id="operator and key in any case",
+        ),
+        pytest.param(
+            doc(
+                allow(
+                    "A",
+                    Action="kms:Decrypt",
+                    Resource="*",
+                    Condition={
+                        "IpAddress": {"aws:SourceIp": "192.0.2.7", "aws:VpcSourceIp": "10.0.0.1"},
+                        "StringEquals": {"aws:SourceVpc": "vpc-1234"},
+                    },
+                )
+            ),
+            ["192.0.2.7/32"],
+            id="other keys and operators beside it",
+        ),
+        pytest.param(
+            doc(
+                allow("A", Action="kms:Decrypt", Resource="*", Condition={"NotIpAddress": {"aws:SourceIp": "192.0.2.7"}}),
+                allow("B", Action="kms:Decrypt", Resource="*", Condition={"IpAddressIfExists": {"aws:SourceIp": "192.0.2.8"}}),
+                allow("C", Action="kms:Decrypt", Resource="*", Condition={"IpAddress": "192.0.2.9"}),
+            ),
+            [],
+            id="only IpAddress conditions count",
+        ),
+    ],
+)
+def test_condition_source_ips(document, expected):
+    assert policy.condition_source_ips(document) == expected
+
+
+def test_condition_source_ips_reads_back_what_the_builders_write():
+    ips = ["10.0.0.1", "9.0.0.0/8", "2001:db8::/32", "192.0.2.7"]
+    expected = ["9.0.0.0/8", "10.0.0.1/32", "192.0.2.7/32", "2001:db8::/32"]
+    assert policy.condition_source_ips(policy.build_kms_access_policy(KEY_ARN, source_ips=ips)) == expected
+    assert policy.condition_source_ips(doc(policy.build_key_policy_statement("Sid1", [ROLE_ARN], source_ips=ips))) == expected
+    assert policy.condition_source_ips(policy.build_kms_access_policy(KEY_ARN, source_ips="203.0.113.5")) == ["203.0.113.5/32"]
+    assert policy.condition_source_ips(policy.build_kms_access_policy(KEY_ARN)) == []
+
+
+def test_condition_source_ips_does_not_change_the_document():
+    document = doc(allow("A", Action="kms:Decrypt", Resource="*", Condition={"IpAddress": {"aws:SourceIp": ["203.0.113.5", "192.0.2.0/24"]}}))
+    before = copy.deepcopy(document)
+    policy.condition_source_ips(document)
+    assert document == before
