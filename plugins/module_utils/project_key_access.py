@@ -128,6 +128,7 @@ class KeyAccess:
         self.encryption = EncryptionAtRestApi(atlas, self.project_id, sleep=sleep, clock=clock, log=log)
         self._aws = aws
         self._key_owner = key_owner
+        self.foreign_key = None
         self.warnings = []
         self.diffs = []
         self.changed = False
@@ -157,7 +158,9 @@ class KeyAccess:
         # A key or alias ARN names its own region; region (the connection's) only places a bare id or alias name.
         region = ref.region or region
         connection = self.key_connection(region)
-        if ref.account is not None and connection.caller_identity()["Account"] != ref.account:
+        caller_account = connection.caller_identity()["Account"] if ref.account is not None else None
+        if ref.account is not None and caller_account != ref.account:
+            self.foreign_key = (ref.arn, ref.account, caller_account)
             if ref.key_id is None:
                 raise ModuleInputError(
                     f"kms_key '{ref.arn}' is an alias of another AWS account, which cannot be resolved with these credentials; give the key's ARN, "
@@ -314,9 +317,10 @@ class KeyAccess:
         principals = validate_key_principals([iam_role_arn], "iam_role_name")
         sid = default_key_access_sid(principals)
         if metadata is None:
+            key_arn, key_account, caller_account = self.foreign_key
             names = ", ".join(principal.value for principal in principals)
             self.warnings.append(
-                f"The key policy of {self.params['kms_key']} was not checked: the AWS credentials act in another account, which can "
+                f"The key policy of {key_arn} (account {key_account}) was not checked: the AWS credentials act in account {caller_account}, which can "
                 f"neither read nor change it. It must allow {names} (or its account) kms:Encrypt, kms:Decrypt and kms:DescribeKey; give "
                 "key_owner_assume_role_arn of a role in the key's account that may call kms:GetKeyPolicy and kms:PutKeyPolicy to have it checked and changed."
             )

@@ -11,22 +11,16 @@ pytestmark = pytest.mark.integration
 PLAYBOOK = "cmk.atlas.enable"
 EAR_TASK = "cmk.atlas.encryption_at_rest : Ensure the project encrypts at rest with the key through the Atlas role"
 CLUSTER_TASK = "cmk.atlas.encryption_at_rest : Encrypt the clusters with the key"
-ROLE_TASK = "cmk.atlas.iam_access : Ensure the project's Atlas cloud provider access role"
-PROBE_TASK = "cmk.atlas.iam_access : Find the IAM role Atlas assumes"
-KEY_POLICY_TASK = "cmk.atlas.kms_access : Ensure the key policy lets the IAM role use the key, where it does not already"
+# cmk.atlas.key_access: the Atlas role, the IAM role (trust, tags, inline KMS policy), the key policy where needed
+# and the authorization, in one task.
+ACCESS_TASK = "Let Atlas reach the key through the IAM role"
 # What the first run changes on a project where nothing exists yet, in this order.
-FIRST_RUN_CHANGES = [
-    "cmk.atlas.iam_access : Ensure the project's Atlas cloud provider access role",
-    "cmk.atlas.iam_access : Ensure the IAM role trusts Atlas with the role's external ID",
-    "cmk.atlas.iam_access : Authorize the Atlas role for the IAM role",
-    "cmk.atlas.kms_access : Ensure the IAM role's inline policy grants the key",
-    EAR_TASK,
-]
-# Small bounds, so that faults do not make a test wait (role variables the playbook leaves to the inventory).
+FIRST_RUN_CHANGES = [ACCESS_TASK, EAR_TASK]
+# Small bounds, so that faults do not make a test wait (playbook variables, and role variables the playbook leaves to the inventory).
 FAST = {
     "cmk_atlas_connection": {"retries": 1, "timeout": 10},
-    "iam_access_authorize_timeout": 5,
-    "encryption_at_rest_valid_timeout": 5,
+    "cmk_atlas_authorize_timeout": 5,
+    "cmk_atlas_valid_timeout": 5,
     "encryption_at_rest_cluster_poll_interval": 0.1,
     "encryption_at_rest_cluster_wait_timeout": 60,
 }
@@ -75,7 +69,10 @@ def test_enable_from_scratch_check_mode_predicts_the_run_which_then_converges(ru
     assert predicted["atlas_role_id"] == predicted["external_id"] == UNKNOWN
     assert predicted["iam_role_arn"] == "arn:aws:iam::111111111111:role/atlas-kms-empty"
     assert (predicted["key"], predicted["region"], predicted["access_method"], predicted["valid"]) == (key["arn"], "us-east-1", "role", None)
-    assert check.task(ROLE_TASK)["reused_by"] == "created"
+    access = check.task(ACCESS_TASK)
+    assert access["reused_by"] == "created"
+    assert (access["role_id"], access["external_id"], access["authorized"]) == (UNKNOWN, UNKNOWN, True)
+    assert access["encryption_at_rest_in_place"] is False
     assert '-    "access_method": "none",' in check.output and '+    "access_method": "role",' in check.output
 
     bed.clear_logs()
@@ -85,6 +82,7 @@ def test_enable_from_scratch_check_mode_predicts_the_run_which_then_converges(ru
     assert matches_prediction(dict(predicted, check_mode=False, valid=True), applied), (predicted, applied)
     assert applied["valid"] is True
     assert matches_prediction(check.task(EAR_TASK)["diff"], run.task(EAR_TASK)["diff"])
+    assert matches_prediction(check.task(ACCESS_TASK)["diff"], run.task(ACCESS_TASK)["diff"])
     assert [call for call in successful_writes(bed) if call[0] == "atlas"] == [
         ("atlas", "createGroupCloudProviderAccess"),
         ("atlas", "authorizeGroupCloudProviderAccessRole"),
@@ -99,7 +97,7 @@ def test_enable_from_scratch_check_mode_predicts_the_run_which_then_converges(ru
     inline = iam.get_role_policy(RoleName="atlas-kms-empty", PolicyName="cmk-atlas-kms-access")["PolicyDocument"]
     assert inline["Statement"][0]["Resource"] == key["arn"]
     # The key policy already lets account R's IAM policies grant the key: it is left as it is.
-    assert run.task(KEY_POLICY_TASK)["statement_needed"] is False
+    assert (run.task(ACCESS_TASK)["key_policy_statement_needed"], run.task(ACCESS_TASK)["key_policy_statement"]) == (False, None)
     assert applied["key_policy_statement"] is False
 
     # Converged: neither a real nor a check-mode re-run changes or writes anything, at any verbosity without secrets.
@@ -108,7 +106,23 @@ def test_enable_from_scratch_check_mode_predicts_the_run_which_then_converges(ru
         rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=check_mode, diff=True, verbosity=3).assert_ok()
         assert rerun.changed_tasks() == []
         assert bed.write_calls() == []
-        assert rerun.task(ROLE_TASK)["reused_by"] == "iam_role_arn"
+        access = rerun.task(ACCESS_TASK)
+        assert access["reused_by"] == "iam_role_arn"
+        # key_access found encryption at rest in place as it read it, so its step is not run: nothing is read twice.
+        assert access["encryption_at_rest_in_place"] is True
+        assert [r["status"] for r in rerun.results if r["task"] == EAR_TASK] == ["skipped"]
+        # One read of each resource: the project's Atlas roles and encryption at rest, the IAM role with its inline policy, the key and its policy.
+        assert sorted(entry["operation_id"] for entry in bed.atlas.request_log() if entry["status"] != 401) == [
+            "getGroupEncryptionAtRest",
+            "listGroupCloudProviderAccess",
+        ]
+        assert sorted(entry["operation"] for entry in bed.proxy.request_log()) == [
+            "DescribeKey",
+            "GetKeyPolicy",
+            "GetRole",
+            "GetRolePolicy",
+            "ListRolePolicies",
+        ]
         assert rerun.task(SUMMARY_TASK)["msg"] == dict(applied, check_mode=check_mode)
         for secret in (bed.api_key["private_key"], bed.operator["secret_access_key"]):
             assert secret not in rerun.output
@@ -147,6 +161,7 @@ def test_check_mode_predicts_the_clusters_of_a_project_not_set_up_yet(run_playbo
     bed.clear_logs()
     rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory).assert_ok()
     assert rerun.changed_tasks() == []
+    assert rerun.task(ACCESS_TASK)["encryption_at_rest_in_place"] is True
     assert rerun.task(SUMMARY_TASK)["msg"]["valid"] is True
     assert bed.write_calls() == []
 
@@ -162,15 +177,17 @@ def test_enable_on_a_credentials_project_stops_and_names_switch(run_playbook, cl
         bed.clear_logs()
         run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=check)
         assert run.rc != 0
-        assert run.failed_tasks() == ["Stop when the project reaches its key with an access key"]
-        message = run.task("Stop when the project reaches its key with an access key")["msg"]
+        # cmk.atlas.key_access (procedure enable) refuses the project before it writes anything; the rest does not run.
+        assert run.failed_tasks() == [ACCESS_TASK]
+        message = run.task(ACCESS_TASK)["msg"]
+        assert f"Project {bed.projects['legacy']} encrypts at rest with key" in message and "(credentials-based access)" in message
         assert "cmk.atlas.switch" in message and "cannot be undone" in message and "Nothing was written" in message
         assert bed.legacy_access_key_id in message
+        assert EAR_TASK not in [r["task"] for r in run.results]
         assert successful_writes(bed) == []
         assert [entry["operation_id"] for entry in bed.atlas.request_log() if entry["status"] != 401] == [
             "listGroupCloudProviderAccess",
             "getGroupEncryptionAtRest",
-            "listGroupClusters",
         ]
     assert iam_roles(bed) == []
 
@@ -273,8 +290,15 @@ def test_cross_account_key_gets_a_key_policy_statement_from_its_owner_and_atlas_
     )
     bed.clear_logs()
     check = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
-    assert check.changed_tasks() == [*FIRST_RUN_CHANGES[:3], KEY_POLICY_TASK, *FIRST_RUN_CHANGES[3:], CLUSTER_TASK]
+    assert check.changed_tasks() == [*FIRST_RUN_CHANGES, CLUSTER_TASK]
     assert successful_writes(bed) == []
+    # The key policy in K does not let the IAM role use the key: key_access's run adds a statement naming the role, as its diff shows.
+    sid = "MongoDBAtlasKeyAccess111111111111atlaskmscross"
+    predicted = check.task(ACCESS_TASK)
+    assert (predicted["key_policy_statement_needed"], predicted["key_policy_statement"]["Sid"]) == (True, sid)
+    (key_diff,) = [diff for diff in predicted["diff"] if diff.get("before_header") == f"key policy of {key['arn']}"]
+    assert [s["Sid"] for s in key_diff["after"]["Statement"] if s.get("Sid") == sid] == [sid]
+    assert [s for s in key_diff["before"]["Statement"] if s.get("Sid") == sid] == []
 
     run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, diff=True).assert_ok()
     assert run.changed_tasks() == check.changed_tasks()
@@ -286,8 +310,9 @@ def test_cross_account_key_gets_a_key_policy_statement_from_its_owner_and_atlas_
     assert_enabled(bed, group, "atlas-kms-cross", key["arn"])
     kms = bed.aws_client("kms", account="K")
     policy = json.loads(kms.get_key_policy(KeyId=key["key_id"], PolicyName="default")["Policy"])
-    (statement,) = [s for s in policy["Statement"] if s.get("Sid") == "MongoDBAtlasKeyAccess111111111111atlaskmscross"]
+    (statement,) = [s for s in policy["Statement"] if s.get("Sid") == sid]
     assert statement["Principal"] == {"AWS": role_arn}
+    assert run.task(ACCESS_TASK)["key_policy_statement"] == predicted["key_policy_statement"]
     assert iam_roles(bed) == ["atlas-kms-cross"]
     assert run.task(SUMMARY_TASK)["msg"]["clusters"] == {"Cluster0": "AWS"}
 
@@ -295,6 +320,8 @@ def test_cross_account_key_gets_a_key_policy_statement_from_its_owner_and_atlas_
     rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory).assert_ok()
     assert rerun.changed_tasks() == []
     assert bed.write_calls() == []
+    # The statement is still needed (the key policy does not delegate to R's IAM), and it is there as written.
+    assert (rerun.task(ACCESS_TASK)["key_policy_statement_needed"], rerun.task(ACCESS_TASK)["encryption_at_rest_in_place"]) == (True, True)
 
 
 @pytest.mark.scenario("cross_account")
@@ -305,9 +332,12 @@ def test_cross_account_key_without_its_owner_leaves_the_key_policy_and_says_what
     run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
     # Atlas cannot use the key while K's key policy does not name the role: the step that would fail fails, nothing is half written in K.
     assert run.rc != 0
-    warning = run.task(KEY_POLICY_TASK)["warnings"][0]
-    assert f"The key policy of {key['arn']} (account {bed.accounts['K']}) was not checked" in warning
+    access = run.task(ACCESS_TASK)
+    (warning,) = [text for text in access["warnings"] if "was not checked" in text]
+    assert f"The key policy of {key['arn']} (account {key['arn'].split(':')[4]}) was not checked: the AWS credentials act in account 111111111111" in warning
     assert "arn:aws:iam::111111111111:role/atlas-kms-cross" in warning
+    assert "key_owner_assume_role_arn" in warning
+    assert (access["key_policy_statement_needed"], access["key_policy_statement"], access["key_state"]) == (None, None, None)
     assert run.failed_tasks() == [EAR_TASK]
     assert "key_policy" in run.task(EAR_TASK)["msg"] or "key policy" in run.task(EAR_TASK)["msg"]
     assert not [call for call in bed.write_calls() if call["system"] == "aws" and call["account"] == bed.accounts["K"]]

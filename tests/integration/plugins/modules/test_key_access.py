@@ -366,7 +366,7 @@ def test_cross_account_key_gets_its_statement_through_the_key_owner(run_playbook
     # The operator's credentials cannot read a key policy in K: a warning, and the key policy is left alone.
     first = run.task("without the key owner")
     assert (first["key_policy_statement_needed"], first["key_policy_statement"], first["key_state"]) == (None, None, None)
-    assert any(f"The key policy of {key['arn']} was not checked" in warning for warning in first["warnings"])
+    assert any(f"The key policy of {key['arn']} (account " in warning and "was not checked" in warning for warning in first["warnings"])
     assert len(first["diff"]) == 2  # no key-policy diff without the key policy
 
     result = run.task("with the key owner")

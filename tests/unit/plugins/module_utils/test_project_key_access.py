@@ -305,7 +305,7 @@ def test_check_mode_writes_nothing_and_reports_the_final_list(fake_run):
 
 def test_the_unreadable_key_policy_is_warned_about_once_when_addresses_are_removed(fake_run):
     outcome, _events = fake_run(NEW_IPS, VALID)
-    unread = [warning for warning in outcome.warnings if warning.startswith(f"The key policy of {FOREIGN_KEY_ARN} was not checked")]
+    unread = [warning for warning in outcome.warnings if warning.startswith(f"The key policy of {FOREIGN_KEY_ARN} (account ") and "was not checked" in warning]
     assert len(unread) == 1, outcome.warnings
 
 
