@@ -9,15 +9,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.scenario("demo")]
 PLAYBOOK = "cmk.atlas.switch"
 ROLE_NAME = "atlas-kms-legacy-role"
 EAR_TASK = "cmk.atlas.encryption_at_rest : Ensure the project encrypts at rest with the key through the Atlas role"
+ACCESS_TASK = "Let Atlas reach the key through the IAM role"
 CONFIRM_TASK = "Stop unless the switch is confirmed"
-SWITCH_CHANGES = [
-    "cmk.atlas.iam_access : Ensure the project's Atlas cloud provider access role",
-    "cmk.atlas.iam_access : Ensure the IAM role trusts Atlas with the role's external ID",
-    "cmk.atlas.iam_access : Authorize the Atlas role for the IAM role",
-    "cmk.atlas.kms_access : Ensure the IAM role's inline policy grants the key",
-    EAR_TASK,
+# cmk.atlas.key_access sets up the Atlas role, the IAM role with its KMS grant and the authorization in one task;
+# then the switch itself.
+SWITCH_CHANGES = [ACCESS_TASK, EAR_TASK]
+# What a switch writes, in this order within each system: the Atlas role, its authorization and encryption at
+# rest through it; the IAM role (trusting the Atlas role's external ID) and its inline KMS policy. The key policy
+# of a key in the IAM role's own account already delegates to IAM, so it is not written.
+ATLAS_SWITCH_WRITES = [
+    ("atlas", "createGroupCloudProviderAccess"),
+    ("atlas", "authorizeGroupCloudProviderAccessRole"),
+    ("atlas", "updateGroupEncryptionAtRest"),
 ]
-FAST = {"cmk_atlas_connection": {"retries": 1}, "iam_access_authorize_timeout": 5, "encryption_at_rest_valid_timeout": 5}
+AWS_SWITCH_WRITES = [("aws", "CreateRole"), ("aws", "PutRolePolicy")]
+FAST = {"cmk_atlas_connection": {"retries": 1}, "cmk_atlas_authorize_timeout": 5, "cmk_atlas_valid_timeout": 5}
 
 
 def legacy(bed, **variables):
@@ -43,6 +49,13 @@ def test_switch_shows_itself_in_check_mode_refuses_without_confirmation_then_swi
         inventory = write_inventory(legacy(bed, cmk_atlas_confirm_switch=confirm))
         check = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
         assert check.changed_tasks() == SWITCH_CHANGES
+        access = check.task(ACCESS_TASK)
+        # Nothing exists yet: a new Atlas role (whose id Atlas has not chosen) for a new IAM role, the key Atlas has.
+        assert (access["reused_by"], access["role_id"], access["external_id"]) == ("created", UNKNOWN, UNKNOWN)
+        assert access["iam_role_arn"] == f"arn:aws:iam::{bed.accounts['R']}:role/{ROLE_NAME}"
+        assert (access["key_arn"], access["key_region"]) == (bed.keys["main"]["arn"], "us-east-1")
+        assert access["encryption_at_rest"]["access_method"] == "credentials"
+        assert access["encryption_at_rest_in_place"] is False
         ear = check.task(EAR_TASK)
         assert ear["switched_to_role"] is True
         assert ear["previous_access_key_id"] == bed.legacy_access_key_id
@@ -81,11 +94,9 @@ def test_switch_shows_itself_in_check_mode_refuses_without_confirmation_then_swi
     assert role["iamAssumedRoleArn"] == applied["iam_role_arn"] == f"arn:aws:iam::{bed.accounts['R']}:role/{ROLE_NAME}"
     assert after["clusters"] == before["clusters"]
     assert applied["clusters"] == {"Orders": "AWS", "Archive": "AWS"}
-    assert [op for system, op in successful_writes(bed) if system == "atlas"] == [
-        "createGroupCloudProviderAccess",
-        "authorizeGroupCloudProviderAccessRole",
-        "updateGroupEncryptionAtRest",
-    ]
+    writes = successful_writes(bed)
+    assert [call for call in writes if call[0] == "atlas"] == ATLAS_SWITCH_WRITES
+    assert [call for call in writes if call[0] == "aws"] == AWS_SWITCH_WRITES
     # Without cmk_atlas_deactivate_previous_access_key the old access key stays as it is.
     assert legacy_key_status(bed) == (bed.legacy_access_key_id, "Active")
 
@@ -93,7 +104,15 @@ def test_switch_shows_itself_in_check_mode_refuses_without_confirmation_then_swi
     rerun = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory, verbosity=3).assert_ok()
     assert rerun.changed_tasks() == []
     assert bed.write_calls() == []
-    assert rerun.task(SUMMARY_TASK)["msg"] == dict(applied, switched=False)
+    assert rerun.task(ACCESS_TASK)["reused_by"] == "iam_role_arn"
+    # key_access read the switched project as in place, so the switch step has nothing to do and is not run.
+    assert rerun.task(ACCESS_TASK)["encryption_at_rest_in_place"] is True
+    (ear_result,) = [r for r in rerun.results if r["task"] == EAR_TASK]
+    assert ear_result["status"] == "skipped"
+    # Without the module run, the summary's clusters are only those cmk_atlas_clusters selects (none here);
+    # Orders and Archive still encrypt with AWS.
+    assert rerun.task(SUMMARY_TASK)["msg"] == dict(applied, switched=False, clusters={})
+    assert {name: cluster["encryptionAtRestProvider"] for name, cluster in bed.atlas.project_state(group)["clusters"].items()} == applied["clusters"]
     assert bed.api_key["private_key"] not in rerun.output
 
 
@@ -113,9 +132,16 @@ def test_switch_on_a_project_without_encryption_at_rest_points_to_enable(run_pla
     inventory = write_inventory({"plain": plain})
     bed.clear_logs()
     run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
-    assert run.failed_tasks() == ["Stop when the project has no encryption at rest to switch"]
-    assert "cmk.atlas.enable" in run.task("Stop when the project has no encryption at rest to switch")["msg"]
+    assert run.rc != 0
+    # cmk.atlas.key_access (procedure switch) refuses the project before it writes anything.
+    assert run.failed_tasks() == [ACCESS_TASK]
+    message = run.task(ACCESS_TASK)["msg"]
+    assert "no encryption at rest with AWS KMS, so there is nothing to switch" in message
+    assert "cmk.atlas.enable" in message and "Nothing was written" in message
+    assert EAR_TASK not in [r["task"] for r in run.results]
     assert bed.write_calls() == []
+    assert bed.atlas.project_state(bed.projects["plain"])["roles"] == []
+    assert bed.aws_client("iam").list_roles()["Roles"] == []
 
 
 def test_a_switch_broken_before_the_last_step_is_resumed_with_one_role(run_playbook, clean_testbed, testbed_env, write_inventory):
@@ -125,11 +151,17 @@ def test_a_switch_broken_before_the_last_step_is_resumed_with_one_role(run_playb
     bed.atlas.inject_fault("updateGroupEncryptionAtRest", status=500)
     broken = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
     assert broken.failed_tasks() == [EAR_TASK]
+    assert broken.changed_tasks() == [ACCESS_TASK]
     assert bed.atlas.project_state(group)["encryptionAtRest"]["credentialsStored"]
 
+    bed.clear_logs()
     resumed = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory).assert_ok()
-    assert resumed.task("cmk.atlas.iam_access : Ensure the project's Atlas cloud provider access role")["reused_by"] == "iam_role_arn"
+    access = resumed.task(ACCESS_TASK)
+    assert access["reused_by"] == "iam_role_arn"
+    assert access["encryption_at_rest_in_place"] is False
     assert resumed.changed_tasks() == [EAR_TASK]
+    # Only the step that broke is made again.
+    assert successful_writes(bed) == [("atlas", "updateGroupEncryptionAtRest")]
     state = bed.atlas.project_state(group)
     (role,) = state["roles"]
     assert state["encryptionAtRest"]["roleId"] == role["roleId"]
