@@ -318,6 +318,15 @@ def predicted_arn(aws, name, path):
 # -- planning --------------------------------------------------------------------------------
 
 
+def check_role_path(current, path, option="path", other_way="delete the role (state: absent) and run again"):
+    """Raise RoleConflictError for an existing role under another path: IAM cannot move a role."""
+    if current is not None and current["path"] != path:
+        raise RoleConflictError(
+            f"IAM role {current['name']} exists with path {current['path']}, not {path}; IAM cannot move a role to another path: "
+            f"set {option}: {current['path']}, or {other_way}"
+        )
+
+
 def _tag_list(tags):
     return [{"Key": key, "Value": tags[key]} for key in sorted(tags)]
 
@@ -377,11 +386,7 @@ def plan_present(current, desired):
         }
         return actions, after
 
-    if current["path"] != desired["path"]:
-        raise RoleConflictError(
-            f"IAM role {name} exists with path {current['path']}, not {desired['path']}; IAM cannot move a role to another path: "
-            f"set path: {current['path']}, or delete the role (state: absent) and run again"
-        )
+    check_role_path(current, desired["path"])
     after = dict(current, tags=dict(current["tags"]), inline_policies=dict(current["inline_policies"]))
 
     description = current["description"] if desired["description"] is None else desired["description"]

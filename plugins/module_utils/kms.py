@@ -534,3 +534,37 @@ def key_policy_grants(doc, principals, metadata, without_sid=None):
 def has_statement(doc, sid):
     """Whether the key policy has a statement with this Sid."""
     return any(statement.get("Sid") == sid for statement in _statements(load_policy(doc)))
+
+
+def plan_key_access(current, sid, principals, metadata, source_ips=None, only_if_needed=False):
+    """(needed, statement, KeyPolicyPlan) for the key-access statement ``sid`` naming ``principals``.
+
+    With ``only_if_needed`` the statement is wanted only where the key policy does not already let the
+    principals use the key (a statement with ``sid`` that is there stays managed); otherwise always.
+    """
+    check_principal_partitions(principals, metadata["partition"])
+    needed = not only_if_needed or has_statement(current, sid) or key_policy_grants(current, principals, metadata) is not True
+    if not needed:
+        # Where the key policy already grants the use of the key there is nothing to ensure and nothing to remove.
+        return False, None, KeyPolicyPlan(current, current, False, None)
+    statement = key_access_statement(sid, principals, source_ips, metadata["partition"])
+    return True, statement, plan_key_policy_statement(current, sid, statement, metadata["key_arn"])
+
+
+def foreign_alias_error(ref, option, owner_option):
+    """An alias ARN of another account: only that account can resolve it."""
+    return KmsKeyError(
+        f"{option} '{ref.arn}' is an alias of another AWS account, which cannot be resolved with these credentials; give the key's ARN, "
+        f"or {owner_option} of a role in the key's account",
+        "foreign_alias",
+    )
+
+
+def unread_key_policy_warning(key_arn, key_account, caller_account, principals, owner_option):
+    """What a key policy of another account must allow, when these credentials can neither read nor change it."""
+    names = ", ".join(principal.value for principal in principals)
+    return (
+        f"The key policy of {key_arn} (account {key_account}) was not checked: the AWS credentials act in account {caller_account}, "
+        f"which can neither read nor change it. It must allow {names} (or its account) kms:Encrypt, kms:Decrypt and kms:DescribeKey; "
+        f"give {owner_option} of a role in account {key_account} that may call kms:GetKeyPolicy and kms:PutKeyPolicy to have it checked and changed."
+    )

@@ -34,8 +34,8 @@ from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest impor
     normalize as normalize_encryption,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.iam_role import (
-    RoleConflictError,
     apply_actions,
+    check_role_path,
     desired_role,
     predicted_arn,
     read_role,
@@ -54,16 +54,14 @@ from ansible_collections.cmk.atlas.plugins.module_utils.iam_role import (
 from ansible_collections.cmk.atlas.plugins.module_utils.kms import (
     KeyPolicyPlan,
     check_key,
-    check_principal_partitions,
     default_key_access_sid,
     describe_key,
+    foreign_alias_error,
     get_key_policy,
-    has_statement,
-    key_access_statement,
-    key_policy_grants,
     key_ref,
-    plan_key_policy_statement,
+    plan_key_access,
     put_key_policy,
+    unread_key_policy_warning,
     validate_key_principals,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, ModuleInputError, diff_of, validate_project_id
@@ -162,10 +160,7 @@ class KeyAccess:
         if ref.account is not None and caller_account != ref.account:
             self.foreign_key = (ref.arn, ref.account, caller_account)
             if ref.key_id is None:
-                raise ModuleInputError(
-                    f"kms_key '{ref.arn}' is an alias of another AWS account, which cannot be resolved with these credentials; give the key's ARN, "
-                    "or key_owner_assume_role_arn of a role in the key's account"
-                )
+                raise foreign_alias_error(ref, "kms_key", "key_owner_assume_role_arn")
             return ref, connection, None
         metadata = describe_key(connection, ref, option="kms_key")
         for warning in check_key(metadata, "kms_key"):
@@ -182,11 +177,7 @@ class KeyAccess:
 
         aws = self._aws()
         iam_role = read_role(aws, self.role_name)
-        if iam_role is not None and iam_role["path"] != self.role_path:
-            raise RoleConflictError(
-                f"IAM role {self.role_name} exists with path {iam_role['path']}, not {self.role_path}; IAM cannot move a role to another path: "
-                f"set iam_role_path: {iam_role['path']}, or use another iam_role_name"
-            )
+        check_role_path(iam_role, self.role_path, "iam_role_path", "use another iam_role_name")
         iam_role_arn = iam_role["arn"] if iam_role is not None else predicted_arn(aws, self.role_name, self.role_path)
         ref, key_connection, metadata = self.resolve_key(current)
         key_arn = metadata["key_arn"] if metadata is not None else ref.arn
@@ -219,8 +210,7 @@ class KeyAccess:
         added = sorted(set(final_ips or []) - set(previous_ips)) if final_ips is not None else []
         removed = sorted(set(previous_ips) - set(final_ips)) if final_ips is not None else []
         # Removing waits for Atlas's valid flag; until then the policies hold the old and the new addresses.
-        widen = bool(removed)
-        first_ips = normalize_source_ips(previous_ips + final_ips) if widen else final_ips
+        first_ips = normalize_source_ips(previous_ips + final_ips) if removed else final_ips
         role_before = iam_role
         iam_after = self.ensure_iam_role(aws, iam_role, atlas_role, key_arn, first_ips)
         if iam_after.get("arn"):
@@ -233,15 +223,11 @@ class KeyAccess:
         # 4. The authorization, retried while IAM propagates the new trust policy.
         authorized = self.ensure_authorized(roles, atlas_role, iam_role_arn)
 
-        # Addresses are removed only after Atlas reports the key valid with the old and the new ones.
-        if removed and not self.check_mode:
-            self.confirm_valid(previous_ips, final_ips, removed)
-            if widen:
-                iam_after = self.ensure_iam_role(aws, iam_after, authorized, key_arn, final_ips)
-                if params["key_policy_source_ips"] and metadata is not None:
-                    _before, key_plan, statement, needed = self.ensure_key_policy(key_connection, metadata, iam_role_arn, final_ips, plan=key_plan)
-        elif widen:  # check mode: show where the run ends, after narrowing
-            iam_after = self.plan_only_iam_role(iam_role, authorized, key_arn, final_ips)
+        # Then the old addresses go (check mode shows where the run ends, after narrowing).
+        if removed:
+            if not self.check_mode:
+                self.confirm_valid(previous_ips, final_ips, removed)
+            iam_after = self.ensure_iam_role(aws, iam_after, authorized, key_arn, final_ips)
             if params["key_policy_source_ips"] and metadata is not None:
                 _before, key_plan, statement, needed = self.ensure_key_policy(key_connection, metadata, iam_role_arn, final_ips, plan=key_plan)
 
@@ -296,10 +282,6 @@ class KeyAccess:
             }
         )
 
-    def plan_only_iam_role(self, current, atlas_role, key_arn, source_ips):
-        _actions, after = plan_iam_role(current, self._desired_iam_role(atlas_role, key_arn, source_ips))
-        return after
-
     def ensure_iam_role(self, aws, current, atlas_role, key_arn, source_ips):
         actions, after = plan_iam_role(current, self._desired_iam_role(atlas_role, key_arn, source_ips))
         if actions:
@@ -317,20 +299,11 @@ class KeyAccess:
         principals = validate_key_principals([iam_role_arn], "iam_role_name")
         sid = default_key_access_sid(principals)
         if metadata is None:
-            key_arn, key_account, caller_account = self.foreign_key
-            names = ", ".join(principal.value for principal in principals)
-            self.warnings.append(
-                f"The key policy of {key_arn} (account {key_account}) was not checked: the AWS credentials act in account {caller_account}, which can "
-                f"neither read nor change it. It must allow {names} (or its account) kms:Encrypt, kms:Decrypt and kms:DescribeKey; give "
-                "key_owner_assume_role_arn of a role in the key's account that may call kms:GetKeyPolicy and kms:PutKeyPolicy to have it checked and changed."
-            )
+            self.warnings.append(unread_key_policy_warning(*self.foreign_key, principals, "key_owner_assume_role_arn"))
             return None, KeyPolicyPlan(None, None, False, None), None, None
         current = plan.after if plan is not None else get_key_policy(connection, metadata)
         before = plan.before if plan is not None else current
-        check_principal_partitions(principals, metadata["partition"])
-        needed = has_statement(current, sid) or key_policy_grants(current, principals, metadata) is not True
-        statement = key_access_statement(sid, principals, source_ips, metadata["partition"]) if needed else None
-        step = plan_key_policy_statement(current, sid, statement, metadata["key_arn"]) if needed else KeyPolicyPlan(current, current, False, None)
+        needed, statement, step = plan_key_access(current, sid, principals, metadata, source_ips, only_if_needed=True)
         if step.changed:
             self.changed = True
             if not self.check_mode:

@@ -247,20 +247,18 @@ policy:
 """
 
 from ansible_collections.cmk.atlas.plugins.module_utils.kms import (
-    KeyPolicyPlan,
     check_key,
-    check_principal_partitions,
     default_key_access_sid,
     describe_key,
+    foreign_alias_error,
     get_key_policy,
-    has_statement,
-    key_access_statement,
-    key_policy_grants,
     key_ref,
     key_region,
+    plan_key_access,
     plan_key_policy_statement,
     put_key_policy,
     require_key_owner,
+    unread_key_policy_warning,
     validate_key_principals,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, diff_of
@@ -314,16 +312,10 @@ def ensure_statement(module):
         module.warn(warning)
 
     current = get_key_policy(connection, metadata)
-    statement = None
-    needed = None
     if present:
-        check_principal_partitions(principals, metadata["partition"])
-        needed = not only_if_needed or has_statement(current, sid) or key_policy_grants(current, principals, metadata) is not True
-        if needed:
-            statement = key_access_statement(sid, principals, params["source_ips"], metadata["partition"])
-
-    # Where the key policy already grants the use of the key there is nothing to ensure and nothing to remove.
-    plan = plan_key_policy_statement(current, sid, statement, metadata["key_arn"]) if needed is not False else KeyPolicyPlan(current, current, False, None)
+        needed, statement, plan = plan_key_access(current, sid, principals, metadata, params["source_ips"], only_if_needed)
+    else:
+        needed, statement, plan = None, None, plan_key_policy_statement(current, sid, None, metadata["key_arn"])
     if plan.changed and not module.check_mode:
         put_key_policy(connection, metadata, plan.after)
 
@@ -345,17 +337,9 @@ def ensure_statement(module):
 def leave_foreign_key_policy(module, connection, ref, sid, principals):
     """With only_if_needed, a key of another account: its key policy cannot be read here, so say what it needs and change nothing."""
     if ref.key_id is None:
-        raise ModuleInputError(
-            f"key_id '{ref.arn}' is an alias of another AWS account, which cannot be resolved with these credentials; give the key's ARN, "
-            "or assume_role_arn of a role in the key's account"
-        )
+        raise foreign_alias_error(ref, "key_id", "assume_role_arn")
     identity = connection.caller_identity()
-    names = ", ".join(principal.value for principal in principals)
-    module.warn(
-        f"The key policy of {ref.arn} (account {ref.account}) was not checked: the AWS credentials act in account {identity['Account']}, "
-        f"which can neither read nor change it. It must allow {names} (or its account) kms:Encrypt, kms:Decrypt and kms:DescribeKey; "
-        f"give assume_role_arn of a role in account {ref.account} that may call kms:GetKeyPolicy and kms:PutKeyPolicy to have it checked and changed."
-    )
+    module.warn(unread_key_policy_warning(ref.arn, ref.account, identity["Account"], principals, "assume_role_arn"))
     module.exit(
         changed=False,
         diff=diff_of(None, None),
