@@ -62,6 +62,9 @@ def _operation(method, path, version, paginated=False, authenticated=True):
 # Keyed by the spec's operationId. Version: the newest the spec lists without x-sunset, for the
 # request body and the success response alike (checked against the spec by a unit test).
 OPERATIONS = {
+    "listGroups": _operation("GET", "/api/atlas/v2/groups", "2023-01-01", paginated=True),
+    "getGroup": _operation("GET", "/api/atlas/v2/groups/{groupId}", "2023-01-01"),
+    "getOrgGroups": _operation("GET", "/api/atlas/v2/orgs/{orgId}/groups", "2023-01-01", paginated=True),
     "listGroupCloudProviderAccess": _operation("GET", "/api/atlas/v2/groups/{groupId}/cloudProviderAccess", "2023-01-01"),
     "createGroupCloudProviderAccess": _operation("POST", "/api/atlas/v2/groups/{groupId}/cloudProviderAccess", "2023-01-01"),
     "getGroupCloudProviderAccess": _operation("GET", "/api/atlas/v2/groups/{groupId}/cloudProviderAccess/{roleId}", "2023-01-01"),
@@ -71,10 +74,30 @@ OPERATIONS = {
     ),
     "getGroupEncryptionAtRest": _operation("GET", "/api/atlas/v2/groups/{groupId}/encryptionAtRest", "2023-01-01"),
     "updateGroupEncryptionAtRest": _operation("PATCH", "/api/atlas/v2/groups/{groupId}/encryptionAtRest", "2023-01-01"),
+    "listGroupEncryptionAtRestPrivateEndpoints": _operation(
+        "GET", "/api/atlas/v2/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints", "2023-01-01", paginated=True
+    ),
+    "createGroupEncryptionAtRestPrivateEndpoint": _operation(
+        "POST", "/api/atlas/v2/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints", "2023-01-01"
+    ),
+    "getGroupEncryptionAtRestPrivateEndpoint": _operation(
+        "GET", "/api/atlas/v2/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}", "2023-01-01"
+    ),
+    "requestGroupEncryptionAtRestPrivateEndpointDeletion": _operation(
+        "DELETE", "/api/atlas/v2/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}", "2023-01-01"
+    ),
+    # 2023-01-01 is sunset for this answer.
+    "getGroupBackupCompliancePolicy": _operation("GET", "/api/atlas/v2/groups/{groupId}/backupCompliancePolicy", "2023-10-01"),
     "listGroupClusters": _operation("GET", "/api/atlas/v2/groups/{groupId}/clusters", "2024-08-05", paginated=True),
     "getGroupCluster": _operation("GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}", "2024-08-05"),
     # 2024-08-05 is sunset for the PATCH response; 2024-10-23 is listed for request and response.
     "updateGroupCluster": _operation("PATCH", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}", "2024-10-23"),
+    "listGroupClusterBackupSnapshots": _operation(
+        "GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots", "2023-01-01", paginated=True
+    ),
+    "listGroupClusterBackupSnapshotShardedClusters": _operation(
+        "GET", "/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/shardedClusters", "2023-01-01"
+    ),
     "listGroupProcesses": _operation("GET", "/api/atlas/v2/groups/{groupId}/processes", "2023-01-01", paginated=True),
     "listControlPlaneIpAddresses": _operation("GET", "/api/atlas/v2/unauth/controlPlaneIPAddresses", "2023-11-15", authenticated=False),
 }

@@ -102,3 +102,14 @@ def fault(status, error_code=None, retry_after=None):
     headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
     detail = "Rate limit exceeded. Retry after the period in the Retry-After header." if status == 429 else "Injected fault."
     return ApiError(status, code, detail, headers=headers)
+
+
+def org_not_found(org_id):
+    # The spec's only 404 example is RESOURCE_NOT_FOUND ("just an example"); Atlas names its not-found
+    # codes after the resource (GROUP_NOT_FOUND, CLUSTER_NOT_FOUND), for organizations ORG_NOT_FOUND.
+    return ApiError(404, "ORG_NOT_FOUND", f"No organization with ID {org_id} exists.", [org_id])
+
+
+def resource_not_found(what, parameters=()):
+    """404 RESOURCE_NOT_FOUND, the spec's notFound example, for resources without a code of their own."""
+    return ApiError(404, "RESOURCE_NOT_FOUND", f"Cannot find resource {what}.", parameters)

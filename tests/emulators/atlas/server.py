@@ -5,6 +5,7 @@ See atlas/DESIGN.md for the behaviour choices and their reasons.
 """
 
 import contextlib
+import copy
 import dataclasses
 import datetime
 import json
@@ -23,7 +24,26 @@ from .access import Context, Principal, kms_problems, trust_problems
 from .auth import Authenticator
 from .aws_view import KMS_ARN, ROLE_ARN, AwsView
 from .errors import ApiError
-from .state import CLUSTER_NAME, HEX24, Cluster, EncryptionAtRest, Node, Project, aws_region, default_nodes, iso, new_id
+from .state import (
+    CLUSTER_NAME,
+    CLUSTER_TYPES,
+    DEFAULT_ORG_ID,
+    FREQUENCY_TYPES,
+    HEX24,
+    SHARD_COUNT,
+    SNAPSHOT_STATUSES,
+    SNAPSHOT_TYPES,
+    Cluster,
+    EncryptionAtRest,
+    Node,
+    PrivateEndpoint,
+    Project,
+    Snapshot,
+    aws_region,
+    default_nodes,
+    iso,
+    new_id,
+)
 
 API = "/api/atlas/v2"
 CONTROL = "/__emulator"
@@ -31,6 +51,9 @@ CONTROL = "/__emulator"
 # Versions per operation as the spec lists them (response media types of the 2xx answer, then request
 # body media types), with their sunset dates. A test compares this table with the spec.
 VERSIONS = {
+    "listGroups": ({"2023-01-01": None}, {}),
+    "getGroup": ({"2023-01-01": None}, {}),
+    "getOrgGroups": ({"2023-01-01": None}, {}),
     "listGroupCloudProviderAccess": ({"2023-01-01": None}, {}),
     "createGroupCloudProviderAccess": ({"2023-01-01": None}, {"2023-01-01": None}),
     "getGroupCloudProviderAccess": ({"2023-01-01": None}, {}),
@@ -38,19 +61,30 @@ VERSIONS = {
     "deauthorizeGroupCloudProviderAccessRole": ({"2023-01-01": None}, {}),
     "getGroupEncryptionAtRest": ({"2023-01-01": None}, {}),
     "updateGroupEncryptionAtRest": ({"2023-01-01": None}, {"2023-01-01": None}),
+    "listGroupEncryptionAtRestPrivateEndpoints": ({"2023-01-01": None}, {}),
+    "createGroupEncryptionAtRestPrivateEndpoint": ({"2023-01-01": None}, {"2023-01-01": None}),
+    "getGroupEncryptionAtRestPrivateEndpoint": ({"2023-01-01": None}, {}),
+    "requestGroupEncryptionAtRestPrivateEndpointDeletion": ({"2023-01-01": None}, {}),
+    "getGroupBackupCompliancePolicy": ({"2023-01-01": "2027-07-01", "2023-10-01": None}, {}),
     "listGroupClusters": ({"2023-01-01": "2027-07-01", "2023-02-01": "2027-07-01", "2024-08-05": None}, {}),
     "getGroupCluster": ({"2023-01-01": "2027-07-01", "2023-02-01": "2027-07-01", "2024-08-05": None}, {}),
     "updateGroupCluster": (
         {"2023-01-01": "2027-07-01", "2023-02-01": "2027-07-01", "2024-08-05": "2027-03-01", "2024-10-23": None},
         {"2023-01-01": None, "2023-02-01": None, "2024-08-05": None, "2024-10-23": None},
     ),
+    "listGroupClusterBackupSnapshots": ({"2023-01-01": None}, {}),
+    "listGroupClusterBackupSnapshotShardedClusters": ({"2023-01-01": None}, {}),
     "listGroupProcesses": ({"2023-01-01": None}, {}),
     "listControlPlaneIpAddresses": ({"2023-11-15": None}, {}),
 }
 
 _SEG = "([^/]+)"
 # (method, path pattern, operationId, handler, needs authentication)
+_EAR_ENDPOINTS = rf"{API}/groups/{_SEG}/encryptionAtRest/{_SEG}/privateEndpoints"
 ROUTES = [
+    ("GET", rf"{API}/groups", "listGroups", "_list_groups", True),
+    ("GET", rf"{API}/groups/{_SEG}", "getGroup", "_get_group", True),
+    ("GET", rf"{API}/orgs/{_SEG}/groups", "getOrgGroups", "_list_org_groups", True),
     ("GET", rf"{API}/groups/{_SEG}/cloudProviderAccess", "listGroupCloudProviderAccess", "_list_roles", True),
     ("POST", rf"{API}/groups/{_SEG}/cloudProviderAccess", "createGroupCloudProviderAccess", "_create_role", True),
     ("GET", rf"{API}/groups/{_SEG}/cloudProviderAccess/{_SEG}", "getGroupCloudProviderAccess", "_get_role", True),
@@ -58,9 +92,22 @@ ROUTES = [
     ("DELETE", rf"{API}/groups/{_SEG}/cloudProviderAccess/{_SEG}/{_SEG}", "deauthorizeGroupCloudProviderAccessRole", "_deauthorize_role", True),
     ("GET", rf"{API}/groups/{_SEG}/encryptionAtRest", "getGroupEncryptionAtRest", "_get_ear", True),
     ("PATCH", rf"{API}/groups/{_SEG}/encryptionAtRest", "updateGroupEncryptionAtRest", "_update_ear", True),
+    ("GET", _EAR_ENDPOINTS, "listGroupEncryptionAtRestPrivateEndpoints", "_list_ear_endpoints", True),
+    ("POST", _EAR_ENDPOINTS, "createGroupEncryptionAtRestPrivateEndpoint", "_create_ear_endpoint", True),
+    ("GET", rf"{_EAR_ENDPOINTS}/{_SEG}", "getGroupEncryptionAtRestPrivateEndpoint", "_get_ear_endpoint", True),
+    ("DELETE", rf"{_EAR_ENDPOINTS}/{_SEG}", "requestGroupEncryptionAtRestPrivateEndpointDeletion", "_delete_ear_endpoint", True),
+    ("GET", rf"{API}/groups/{_SEG}/backupCompliancePolicy", "getGroupBackupCompliancePolicy", "_get_compliance_policy", True),
     ("GET", rf"{API}/groups/{_SEG}/clusters", "listGroupClusters", "_list_clusters", True),
     ("GET", rf"{API}/groups/{_SEG}/clusters/{_SEG}", "getGroupCluster", "_get_cluster", True),
     ("PATCH", rf"{API}/groups/{_SEG}/clusters/{_SEG}", "updateGroupCluster", "_update_cluster", True),
+    ("GET", rf"{API}/groups/{_SEG}/clusters/{_SEG}/backup/snapshots", "listGroupClusterBackupSnapshots", "_list_snapshots", True),
+    (
+        "GET",
+        rf"{API}/groups/{_SEG}/clusters/{_SEG}/backup/snapshots/shardedClusters",
+        "listGroupClusterBackupSnapshotShardedClusters",
+        "_list_sharded_snapshots",
+        True,
+    ),
     ("GET", rf"{API}/groups/{_SEG}/processes", "listGroupProcesses", "_list_processes", True),
     ("GET", rf"{API}/unauth/controlPlaneIPAddresses", "listControlPlaneIpAddresses", "_control_plane_ips", False),
 ]
@@ -74,6 +121,8 @@ CONTROL_PLANE_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu
 INBOUND_IPS = ("192.0.2.10", "192.0.2.11")
 AWS_KMS_FIELDS = ("enabled", "customerMasterKeyID", "region", "roleId", "accessKeyID", "secretAccessKey", "requirePrivateNetworking")
 PROVIDERS = ("NONE", "AWS", "AZURE", "GCP")
+DEFAULT_SCHEDULED_ITEM = {"frequencyInterval": 1, "frequencyType": "daily", "retentionUnit": "days", "retentionValue": 7}
+EAR_ENDPOINT_PROVIDERS = ("AWS", "AZURE")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -113,11 +162,14 @@ class AtlasEmulator:
         cluster_transition_seconds=0.5,
         contract=None,
         aws_account_ids=(),
+        private_endpoint_transition_seconds=0.5,
     ):
         self.atlas_aws_account_id = str(atlas_aws_account_id)
         self.atlas_aws_account_arn = f"arn:aws:iam::{self.atlas_aws_account_id}:root"
         self.egress_ips = tuple(egress_ips)
         self.cluster_transition_seconds = float(cluster_transition_seconds)
+        # INITIATING -> ACTIVE/FAILED and DELETING -> gone of encryption-at-rest private endpoints.
+        self.private_endpoint_transition_seconds = float(private_endpoint_transition_seconds)
         self.contract = contract
         self.aws = AwsView(aws_endpoint_url, known_accounts=aws_account_ids)
         self.clock = time.time
@@ -129,6 +181,7 @@ class AtlasEmulator:
         self._server = None
         self._thread = None
         self._projects = {}
+        self._orgs = {DEFAULT_ORG_ID}
         self._faults = []
         self._log = []
         self._violations = []
@@ -174,24 +227,185 @@ class AtlasEmulator:
     def add_service_account(self, client_id, client_secret, token_lifetime=3600):
         self.auth.add_service_account(client_id, client_secret, token_lifetime)
 
-    def add_project(self, group_id, name):
-        _hex24(group_id, "group_id")
+    def add_organization(self, org_id):
+        """Make an organization known (without projects it lists none); the default one always is."""
+        _hex24(org_id, "org_id")
         with self._lock:
-            self._projects[group_id] = Project(group_id=group_id, name=name, created=self.clock())
+            self._orgs.add(org_id)
+        return org_id
+
+    def add_project(self, group_id, name, org_id=DEFAULT_ORG_ID):
+        _hex24(group_id, "group_id")
+        _hex24(org_id, "org_id")
+        with self._lock:
+            self._orgs.add(org_id)
+            self._projects[group_id] = Project(group_id=group_id, name=name, created=self.clock(), org_id=org_id)
         return group_id
 
-    def add_cluster(self, group_id, name, *, paused=False, encryption_at_rest_provider="NONE", nodes=None):
+    def add_cluster(
+        self,
+        group_id,
+        name,
+        *,
+        paused=False,
+        encryption_at_rest_provider="NONE",
+        nodes=None,
+        cluster_type="REPLICASET",
+        backup_enabled=False,
+        pit_enabled=False,
+    ):
         if not CLUSTER_NAME.match(name or ""):
             raise ValueError(f"invalid cluster name {name!r}")
         if encryption_at_rest_provider not in PROVIDERS:
             raise ValueError(f"encryption_at_rest_provider must be one of {PROVIDERS}")
+        if cluster_type not in CLUSTER_TYPES:
+            raise ValueError(f"cluster_type must be one of {CLUSTER_TYPES}")
+        if pit_enabled and not backup_enabled:
+            raise ValueError("pit_enabled needs backup_enabled (continuous backup is a kind of cloud backup)")
         node_list = [Node(hostname=n["hostname"], port=int(n.get("port", 27017)), public_ip=n.get("public_ip")) for n in (nodes or default_nodes(name))]
         with self._lock:
             project = self._projects[group_id]
             cluster = Cluster(name=name, cluster_id=new_id(), nodes=node_list, paused=bool(paused), created=self.clock())
             cluster.encryption_at_rest_provider = encryption_at_rest_provider
+            cluster.cluster_type = cluster_type
+            cluster.backup_enabled = bool(backup_enabled)
+            cluster.pit_enabled = bool(pit_enabled)
             project.clusters[name] = cluster
         return cluster.cluster_id
+
+    def delete_cluster(self, group_id, name, retain_backups=False):
+        """Delete a cluster; with ``retain_backups`` its snapshots stay and it is listed by
+        ``listGroupClusters?includeDeletedWithRetainedBackups=true``."""
+        with self._lock:
+            project = self._projects[group_id]
+            cluster = project.clusters.pop(name)
+            if retain_backups:
+                cluster.deleted_at = self.clock()
+                project.deleted_clusters.append(cluster)
+
+    def add_snapshot(
+        self,
+        group_id,
+        cluster_name,
+        created_at=None,
+        *,
+        status="completed",
+        snapshot_type="scheduled",
+        frequency_type="daily",
+        retention_days=7,
+        description=None,
+        encrypted=None,
+        master_key_uuid=None,
+        storage_size_bytes=1073741824,
+    ):
+        """Store a backup snapshot of a cluster (live, or deleted with retained backups: the newest of
+        that name); returns its id. ``created_at``: epoch seconds, a datetime or an ISO 8601 string
+        (default now). ``encrypted`` (default: the cluster uses ``AWS`` and the project's AWS KMS is
+        enabled) sets ``masterKeyUUID``, derived from the key id unless ``master_key_uuid`` is given."""
+        if status not in SNAPSHOT_STATUSES:
+            raise ValueError(f"status must be one of {SNAPSHOT_STATUSES}")
+        if snapshot_type not in SNAPSHOT_TYPES:
+            raise ValueError(f"snapshot_type must be one of {SNAPSHOT_TYPES}")
+        if frequency_type not in FREQUENCY_TYPES:
+            raise ValueError(f"frequency_type must be one of {FREQUENCY_TYPES}")
+        created = self._timestamp(created_at)
+        with self._lock:
+            project = self._projects[group_id]
+            found = project.clusters_named(cluster_name)
+            if not found:
+                raise KeyError(f"no cluster {cluster_name} in project {group_id}")
+            cluster = found[0] if cluster_name in project.clusters else found[-1]
+            if encrypted is None:
+                encrypted = cluster.encryption_at_rest_provider == "AWS" and project.ear.enabled
+            if encrypted and master_key_uuid is None:
+                key = project.ear.customer_master_key_id
+                master_key_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, key) if key else uuid.uuid4())
+            snapshot = Snapshot(
+                snapshot_id=new_id(),
+                created=created,
+                expires=created + float(retention_days) * 86400,
+                status=status,
+                snapshot_type=snapshot_type,
+                frequency_type=frequency_type,
+                description=description if description is not None else ("On-demand snapshot" if snapshot_type == "onDemand" else None),
+                master_key_uuid=str(uuid.UUID(master_key_uuid)) if encrypted else None,
+                storage_size_bytes=int(storage_size_bytes),
+                member_ids=[new_id() for _ in range(SHARD_COUNT + 1)] if cluster.sharded() else [],
+            )
+            cluster.snapshots.append(snapshot)
+        return snapshot.snapshot_id
+
+    def set_backup_compliance_policy(
+        self,
+        group_id,
+        encryption_at_rest_enabled=True,
+        *,
+        authorized_email="compliance.officer@example.com",
+        authorized_user_first_name="Compliance",
+        authorized_user_last_name="Officer",
+        copy_protection_enabled=False,
+        pit_enabled=False,
+        restore_window_days=None,
+        scheduled_policy_items=None,
+        on_demand_policy_item=None,
+        state="ACTIVE",
+        deletable=False,
+        updated_user=None,
+    ):
+        """Seed the project's Backup Compliance Policy (Atlas's ``DataProtectionSettings20231001``).
+        Policy items use API field names; items without ``id`` get one."""
+        if state not in ("ACTIVE", "ENABLING", "UPDATING", "DISABLING"):
+            raise ValueError("state must be ACTIVE, ENABLING, UPDATING or DISABLING")
+        items = [dict(item) for item in (scheduled_policy_items if scheduled_policy_items is not None else [DEFAULT_SCHEDULED_ITEM])]
+        for item in items:
+            item.setdefault("id", new_id())
+        on_demand = dict(on_demand_policy_item) if on_demand_policy_item else None
+        if on_demand:
+            on_demand.setdefault("id", new_id())
+        with self._lock:
+            project = self._projects[group_id]
+            policy = {
+                "authorizedEmail": authorized_email,
+                "authorizedUserFirstName": authorized_user_first_name,
+                "authorizedUserLastName": authorized_user_last_name,
+                "copyProtectionEnabled": bool(copy_protection_enabled),
+                "deletable": bool(deletable),
+                "encryptionAtRestEnabled": bool(encryption_at_rest_enabled),
+                "pitEnabled": bool(pit_enabled),
+                "projectId": group_id,
+                "scheduledPolicyItems": items,
+                "state": state,
+                "updatedDate": iso(self.clock()),
+                "updatedUser": updated_user or authorized_email,
+            }
+            if on_demand:
+                policy["onDemandPolicyItem"] = on_demand
+            if restore_window_days is not None:
+                policy["restoreWindowDays"] = int(restore_window_days)
+            project.compliance_policy = policy
+
+    def remove_backup_compliance_policy(self, group_id):
+        with self._lock:
+            self._projects[group_id].compliance_policy = None
+
+    def fail_next_private_endpoint(self, group_id, error_message="Failed to create the AWS PrivateLink endpoint for KMS."):
+        """The next encryption-at-rest private endpoint created in the project goes FAILED (with
+        ``errorMessage``) instead of ACTIVE when it leaves INITIATING."""
+        with self._lock:
+            self._projects[group_id].next_endpoint_failure = str(error_message)
+
+    def _timestamp(self, value):
+        if value is None:
+            return self.clock()
+        if isinstance(value, bool):
+            raise TypeError("created_at must be epoch seconds, a datetime or an ISO 8601 string")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, datetime.datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)).timestamp()
+        raise TypeError("created_at must be epoch seconds, a datetime or an ISO 8601 string")
 
     def set_encryption_at_rest(self, group_id, aws_kms):
         """Seed the project's AWS KMS settings as given (API field names), without any check."""
@@ -251,6 +465,7 @@ class AtlasEmulator:
         self.auth.reset()
         with self._lock:
             self._projects.clear()
+            self._orgs = {DEFAULT_ORG_ID}
             self._faults.clear()
             self._log.clear()
             self._violations.clear()
@@ -266,6 +481,7 @@ class AtlasEmulator:
             return {
                 "groupId": project.group_id,
                 "name": project.name,
+                "orgId": project.org_id,
                 "roles": [
                     {
                         "roleId": r.role_id,
@@ -286,17 +502,47 @@ class AtlasEmulator:
                     "roleBasedOnly": ear.role_based_only,
                     "requirePrivateNetworking": ear.require_private_networking,
                 },
-                "clusters": {
-                    c.name: {
-                        "id": c.cluster_id,
-                        "paused": c.paused,
-                        "encryptionAtRestProvider": c.encryption_at_rest_provider,
-                        "stateName": c.state_name(now),
-                        "nodes": [{"hostname": n.hostname, "port": n.port, "public_ip": n.public_ip} for n in c.nodes],
+                "privateEndpoints": [
+                    {
+                        "id": e.endpoint_id,
+                        "cloudProvider": "AWS",
+                        "regionName": e.region_name,
+                        "status": e.status(now),
+                        "errorMessage": e.error_message,
+                        "privateEndpointConnectionName": e.connection_name,
                     }
-                    for c in project.clusters.values()
-                },
+                    for e in project.live_private_endpoints(now)
+                ],
+                "nextPrivateEndpointFailure": project.next_endpoint_failure,
+                "backupCompliancePolicy": copy.deepcopy(project.compliance_policy),
+                "clusters": {c.name: self._cluster_state(c, now) for c in project.clusters.values()},
+                "deletedClusters": [self._cluster_state(c, now) for c in project.deleted_clusters],
             }
+
+    @staticmethod
+    def _cluster_state(cluster, now):
+        return {
+            "id": cluster.cluster_id,
+            "name": cluster.name,
+            "paused": cluster.paused,
+            "encryptionAtRestProvider": cluster.encryption_at_rest_provider,
+            "stateName": cluster.state_name(now),
+            "clusterType": cluster.cluster_type,
+            "backupEnabled": cluster.backup_enabled,
+            "pitEnabled": cluster.pit_enabled,
+            "deleted": cluster.deleted_at is not None,
+            "nodes": [{"hostname": n.hostname, "port": n.port, "public_ip": n.public_ip} for n in cluster.nodes],
+            "snapshots": [
+                {
+                    "id": snap.snapshot_id,
+                    "createdAt": iso(snap.created),
+                    "status": snap.status,
+                    "snapshotType": snap.snapshot_type,
+                    "masterKeyUUID": snap.master_key_uuid,
+                }
+                for snap in sorted(cluster.snapshots, key=lambda x: x.created, reverse=True)
+            ],
+        }
 
     # -- WSGI ----------------------------------------------------------------------------------------
 
@@ -604,12 +850,13 @@ class AtlasEmulator:
     def _cluster_json(self, project, cluster, version, now=None):
         # ``now``: the moment a change was accepted, so its answer shows the state it started,
         # however long the machine took to send it.
-        strings = cluster.connection_strings()
+        deleted = cluster.deleted_at is not None
+        strings = {} if deleted else cluster.connection_strings()
         body = {
             "id": cluster.cluster_id,
             "name": cluster.name,
             "groupId": project.group_id,
-            "clusterType": "REPLICASET",
+            "clusterType": cluster.cluster_type,
             "stateName": cluster.state_name(self.clock() if now is None else now),
             "paused": cluster.paused,
             "encryptionAtRestProvider": cluster.encryption_at_rest_provider,
@@ -617,12 +864,16 @@ class AtlasEmulator:
             "createDate": iso(cluster.created),
             "mongoDBMajorVersion": "8.0",
             "mongoDBVersion": "8.0.4",
-            "backupEnabled": False,
-            "pitEnabled": False,
+            "backupEnabled": cluster.backup_enabled,
+            "pitEnabled": cluster.pit_enabled,
             "terminationProtectionEnabled": False,
             "links": [{"rel": "self", "href": f"{self.base_url}{API}/groups/{project.group_id}/clusters/{cluster.name}"}],
         }
-        if version == "2023-01-01":
+        if cluster.sharded():
+            body["configServerType"] = "DEDICATED"
+        if deleted and version == "2024-08-05":
+            body["retainBackups"] = True
+        if version == "2023-01-01" and not deleted:
             body["srvAddress"] = strings["standardSrv"]
             body["mongoURI"] = "mongodb://" + ",".join(f"{n.hostname}:{n.port}" for n in cluster.nodes)
         return body
@@ -668,6 +919,40 @@ class AtlasEmulator:
         if include == "true":
             body["totalCount"] = len(items)
         return body
+
+    @staticmethod
+    def _flag(call, name, default=False):
+        raw = call.request.args.get(name)
+        if raw is None:
+            return default
+        if raw.lower() not in ("true", "false"):
+            raise errors.validation_error([(name, "must be true or false")])
+        return raw.lower() == "true"
+
+    def _group_json(self, project):
+        return {
+            "id": project.group_id,
+            "name": project.name,
+            "orgId": project.org_id,
+            "clusterCount": len(project.clusters),
+            "created": iso(project.created),
+            "links": [{"rel": "self", "href": f"{self.base_url}{API}/groups/{project.group_id}"}],
+        }
+
+    # -- handlers: projects --------------------------------------------------------------------------
+
+    def _list_groups(self, call):
+        return 200, self._page(call, [self._group_json(p) for p in self._projects.values()])
+
+    def _get_group(self, call, group_id):
+        return 200, self._group_json(self._project(group_id))
+
+    def _list_org_groups(self, call, org_id):
+        if org_id not in self._orgs:
+            raise errors.org_not_found(org_id)
+        prefix = (call.request.args.get("name") or "").lower()
+        found = [p for p in self._projects.values() if p.org_id == org_id and p.name.lower().startswith(prefix)]
+        return 200, self._page(call, [self._group_json(p) for p in found])
 
     # -- handlers: cloud provider access -------------------------------------------------------------
 
@@ -767,6 +1052,9 @@ class AtlasEmulator:
                     f"AWS KMS encryption at rest is in use by clusters {', '.join(in_use)}; set their encryptionAtRestProvider to NONE first.",
                     in_use,
                 )
+            if project.live_private_endpoints(self.clock()):
+                code = "CANNOT_DISABLE_ENCRYPTION_AT_REST_DUE_TO_PRIVATE_ENDPOINTS"
+                raise ApiError(400, code, "Encryption at Rest cannot be disabled when private endpoints are present.")
             project.ear = EncryptionAtRest(enabled_for_search_nodes=current.enabled_for_search_nodes, role_based_only=current.role_based_only)
             return 200, self._ear_json(project)
         candidate = self._merge_aws_kms(current, given)
@@ -826,12 +1114,205 @@ class AtlasEmulator:
             candidate.secret_access_key = given.get("secretAccessKey", current.secret_access_key)
         return candidate
 
+    # -- handlers: encryption-at-rest private endpoints ----------------------------------------------
+
+    @staticmethod
+    def _ear_endpoint_provider(provider):
+        if provider not in EAR_ENDPOINT_PROVIDERS:
+            raise errors.validation_error([("cloudProvider", f"must be one of {', '.join(EAR_ENDPOINT_PROVIDERS)}")])
+        return provider
+
+    def _ear_endpoint_json(self, project, endpoint, now):
+        body = {"cloudProvider": "AWS", "id": endpoint.endpoint_id, "regionName": endpoint.region_name, "status": endpoint.status(now)}
+        if body["status"] == "FAILED":
+            body["errorMessage"] = endpoint.error_message
+        if body["status"] in ("ACTIVE", "DELETING"):
+            body["privateEndpointConnectionName"] = endpoint.connection_name
+        return body
+
+    def _ear_endpoint(self, project, provider, endpoint_id, now):
+        live = {e.endpoint_id: e for e in project.live_private_endpoints(now)} if provider == "AWS" else {}
+        endpoint = live.get(endpoint_id)
+        if endpoint is None:
+            raise errors.resource_not_found(f"encryption at rest private endpoint {endpoint_id} ({provider})", [endpoint_id])
+        return endpoint
+
+    def _list_ear_endpoints(self, call, group_id, provider):
+        project = self._project(group_id)
+        self._ear_endpoint_provider(provider)
+        now = self.clock()
+        # Azure Key Vault cannot be enabled here, so it never has endpoints.
+        found = sorted(project.live_private_endpoints(now), key=lambda e: e.created) if provider == "AWS" else []
+        return 200, self._page(call, [self._ear_endpoint_json(project, e, now) for e in found])
+
+    def _create_ear_endpoint(self, call, group_id, provider):
+        project = self._project(group_id)
+        self._ear_endpoint_provider(provider)
+        body = call.body
+        fields = []
+        if provider != "AWS":
+            fields.append(("cloudProvider", "the emulator implements AWS KMS only (Azure Key Vault cannot be enabled)"))
+        if body.get("cloudProvider") != provider:
+            fields.append(("cloudProvider", f"is required and must be the path's cloud provider ({provider})"))
+        region = body.get("regionName")
+        if not isinstance(region, str) or aws_region(region) is None:
+            fields.append(("regionName", "must be an AWS region in Atlas form (e.g. US_EAST_1)"))
+        if fields:
+            raise errors.validation_error(fields)
+        if not (project.ear.enabled and project.ear.require_private_networking):
+            raise ApiError(
+                400,
+                "ENCRYPTION_AT_REST_PRIVATE_NETWORKING_NOT_ENABLED",
+                f"Encryption at rest using AWS KMS with requirePrivateNetworking must be enabled for group {group_id} before creating private endpoints.",
+                [group_id],
+            )
+        now = self.clock()
+        taken = [e for e in project.live_private_endpoints(now) if e.region_name == region and e.status(now) != "DELETING"]
+        if taken:
+            raise ApiError(
+                400,
+                "ENCRYPTION_AT_REST_PRIVATE_ENDPOINT_ALREADY_EXISTS",
+                f"An encryption at rest private endpoint already exists in region {region} (id {taken[0].endpoint_id}).",
+                [region],
+            )
+        endpoint = PrivateEndpoint(
+            endpoint_id=new_id(),
+            region_name=region,
+            created=now,
+            transition=self.private_endpoint_transition_seconds,
+            error_message=project.next_endpoint_failure,
+        )
+        project.next_endpoint_failure = None
+        project.private_endpoints[endpoint.endpoint_id] = endpoint
+        return 202, self._ear_endpoint_json(project, endpoint, now)
+
+    def _get_ear_endpoint(self, call, group_id, provider, endpoint_id):
+        project = self._project(group_id)
+        self._ear_endpoint_provider(provider)
+        now = self.clock()
+        return 200, self._ear_endpoint_json(project, self._ear_endpoint(project, provider, endpoint_id, now), now)
+
+    def _delete_ear_endpoint(self, call, group_id, provider, endpoint_id):
+        project = self._project(group_id)
+        self._ear_endpoint_provider(provider)
+        now = self.clock()
+        endpoint = self._ear_endpoint(project, provider, endpoint_id, now)
+        status = endpoint.status(now)
+        if status == "INITIATING":
+            raise ApiError(
+                400,
+                "ENCRYPTION_AT_REST_PRIVATE_ENDPOINT_DELETE_BLOCKED_DURING_PROVISIONING",
+                f"Failed to delete Encryption at Rest Private endpoint with id [{endpoint_id}] during IN_PROGRESS state. Please try again later.",
+                [endpoint_id],
+            )
+        if status != "DELETING":
+            endpoint.deleting_since = now
+            endpoint.delete_transition = self.private_endpoint_transition_seconds
+        return 204, None
+
+    # -- handlers: backup compliance policy and snapshots ----------------------------------------------
+
+    def _get_compliance_policy(self, call, group_id):
+        project = self._project(group_id)
+        if project.compliance_policy is None:
+            raise errors.resource_not_found(f"Backup Compliance Policy of group {group_id}", [group_id])
+        return 200, copy.deepcopy(project.compliance_policy)
+
+    def _snapshot_clusters(self, project, name):
+        found = project.clusters_named(name)
+        if not found:
+            raise errors.cluster_not_found(project.group_id, name)
+        return found
+
+    def _snapshot_links(self, project, cluster, snapshot, sharded_path=False):
+        base = f"{self.base_url}{API}/groups/{project.group_id}/clusters/{cluster.name}/backup/snapshots"
+        return [{"rel": "self", "href": f"{base}/{'shardedCluster/' if sharded_path else ''}{snapshot.snapshot_id}"}]
+
+    def _snapshot_common(self, snapshot):
+        body = {
+            "createdAt": iso(snapshot.created),
+            "expiresAt": iso(snapshot.expires),
+            "frequencyType": snapshot.frequency_type,
+            "id": snapshot.snapshot_id,
+            "mongodVersion": "8.0.4",
+            "policyItems": [],
+            "snapshotType": snapshot.snapshot_type,
+            "status": snapshot.status,
+            "storageSizeBytes": snapshot.storage_size_bytes,
+        }
+        if snapshot.description and snapshot.snapshot_type == "onDemand":
+            body["description"] = snapshot.description
+        if snapshot.master_key_uuid:
+            body["masterKeyUUID"] = snapshot.master_key_uuid
+        return body
+
+    def _list_snapshots(self, call, group_id, name):
+        project = self._project(group_id)
+        clusters = self._snapshot_clusters(project, name)
+        args = call.request.args
+        point = {}
+        fields = []
+        for param in ("pointInTimeUtcSeconds", "oplogTs", "oplogInc"):
+            if param in args:
+                try:
+                    point[param] = int(args[param])
+                except ValueError:
+                    fields.append((param, "must be an integer"))
+        if "pointInTimeUtcSeconds" in point and ("oplogTs" in point or "oplogInc" in point):
+            fields.append(("pointInTimeUtcSeconds", "is mutually exclusive with oplogTs and oplogInc"))
+        if ("oplogTs" in point) != ("oplogInc" in point):
+            fields.append(("oplogTs", "oplogTs and oplogInc must be given together"))
+        if fields:
+            raise errors.validation_error(fields)
+        pairs = [(c, s) for c in clusters for s in c.snapshots]
+        pairs.sort(key=lambda pair: pair[1].created, reverse=True)
+        moment = point.get("pointInTimeUtcSeconds", point.get("oplogTs"))
+        if moment is not None:
+            # "the closest snapshot created before that point in time"
+            pairs = [p for p in pairs if p[1].created <= moment and p[1].status == "completed"][:1]
+        items = []
+        for cluster, snapshot in pairs:
+            body = self._snapshot_common(snapshot)
+            body["cloudProvider"] = "AWS"
+            body["copyRegions"] = []
+            body["links"] = self._snapshot_links(project, cluster, snapshot)
+            if cluster.sharded():
+                body["type"] = "shardedCluster"
+            else:
+                body["type"] = "replicaSet"
+                body["replicaSetName"] = cluster.replica_set_name()
+            items.append(body)
+        return 200, self._page(call, items)
+
+    def _list_sharded_snapshots(self, call, group_id, name):
+        project = self._project(group_id)
+        clusters = [c for c in self._snapshot_clusters(project, name) if c.sharded()]
+        pairs = sorted(((c, s) for c in clusters for s in c.snapshots), key=lambda pair: pair[1].created, reverse=True)
+        items = []
+        for cluster, snapshot in pairs:
+            body = self._snapshot_common(snapshot)
+            body["type"] = "shardedCluster"
+            body["configServerType"] = "DEDICATED"
+            body["links"] = self._snapshot_links(project, cluster, snapshot, sharded_path=True)
+            body["members"] = [
+                {"cloudProvider": "AWS", "id": member_id, "replicaSetName": member}
+                for member_id, member in zip(snapshot.member_ids, cluster.member_names(), strict=True)
+            ]
+            body["snapshotIds"] = list(snapshot.member_ids)
+            items.append(body)
+        # The operation lists no pagination parameters: one page with everything.
+        links = [{"rel": "self", "href": f"{self.base_url}{call.request.path}"}]
+        return 200, {"links": links, "results": items, "totalCount": len(items)}
+
     # -- handlers: clusters and processes ------------------------------------------------------------
 
     def _list_clusters(self, call, group_id):
         project = self._project(group_id)
-        clusters = [self._cluster_json(project, c, call.version) for c in sorted(project.clusters.values(), key=lambda c: c.name)]
-        return 200, self._page(call, clusters)
+        include_deleted = self._flag(call, "includeDeletedWithRetainedBackups")
+        found = sorted(project.clusters.values(), key=lambda c: c.name)
+        if include_deleted:
+            found += sorted(project.deleted_clusters, key=lambda c: (c.name, c.deleted_at))
+        return 200, self._page(call, [self._cluster_json(project, c, call.version) for c in found])
 
     def _get_cluster(self, call, group_id, name):
         project = self._project(group_id)
@@ -927,7 +1408,12 @@ class AtlasEmulator:
             self.add_service_account(data["client_id"], data["client_secret"], data.get("token_lifetime", 3600))
             return {"ok": True}
         if route == ("POST", "projects"):
-            return {"group_id": self.add_project(data.get("group_id") or new_id(), data.get("name", "project"))}
+            return {"group_id": self.add_project(data.get("group_id") or new_id(), data.get("name", "project"), data.get("org_id", DEFAULT_ORG_ID))}
+        if route == ("POST", "organizations"):
+            return {"org_id": self.add_organization(data["org_id"])}
+        if route == ("POST", "private-endpoint-transition"):
+            self.private_endpoint_transition_seconds = float(data["seconds"])
+            return {"ok": True}
         if route == ("POST", "faults"):
             keys = ("status", "count", "retry_after", "delay", "error_code")
             self.inject_fault(data["operation_id"], **{k: data[k] for k in keys if k in data})
@@ -950,11 +1436,26 @@ class AtlasEmulator:
             if route == ("GET", "projects", group_id):
                 return self.project_state(group_id)
             if route == ("POST", "projects", group_id, "clusters"):
-                options = {k: data[k] for k in ("paused", "encryption_at_rest_provider", "nodes") if k in data}
+                keys = ("paused", "encryption_at_rest_provider", "nodes", "cluster_type", "backup_enabled", "pit_enabled")
+                options = {k: data[k] for k in keys if k in data}
                 return {"id": self.add_cluster(group_id, data["name"], **options)}
             if route == ("POST", "projects", group_id, "encryption-at-rest"):
                 self.set_encryption_at_rest(group_id, data["aws_kms"])
                 return {"ok": True}
+            if route == ("POST", "projects", group_id, "backup-compliance-policy"):
+                self.set_backup_compliance_policy(group_id, **data)
+                return {"ok": True}
+            if route == ("DELETE", "projects", group_id, "backup-compliance-policy"):
+                self.remove_backup_compliance_policy(group_id)
+                return {"ok": True}
+            if route == ("POST", "projects", group_id, "private-endpoint-failure"):
+                self.fail_next_private_endpoint(group_id, **data)
+                return {"ok": True}
+            if len(parts) == 4 and route[:3] == ("DELETE", "projects", group_id) and parts[2] == "clusters":
+                self.delete_cluster(group_id, parts[3], retain_backups=bool(data.get("retain_backups", False)))
+                return {"ok": True}
+            if len(parts) == 5 and route[:3] == ("POST", "projects", group_id) and parts[2] == "clusters" and parts[4] == "snapshots":
+                return {"id": self.add_snapshot(group_id, parts[3], **data)}
             if len(parts) == 5 and route[:3] == ("POST", "projects", group_id) and parts[2] == "clusters" and parts[4] == "node-ip":
                 self.set_node_public_ip(group_id, parts[3], data["hostname"], data["ip"])
                 return {"ok": True}

@@ -14,6 +14,7 @@ API = "/api/atlas/v2"
 
 # The version the collection would send per operation (the newest the spec lists).
 DEFAULT_VERSIONS = {
+    "backup_compliance": "2023-10-01",
     "clusters": "2024-08-05",
     "cluster_patch": "2024-10-23",
     "control_plane": "2023-11-15",
@@ -67,6 +68,10 @@ class AtlasClient:
 def _default_version(method, path):
     if "controlPlaneIPAddresses" in path:
         return DEFAULT_VERSIONS["control_plane"]
+    if "/backupCompliancePolicy" in path:
+        return DEFAULT_VERSIONS["backup_compliance"]
+    if "/backup/snapshots" in path:
+        return DEFAULT_VERSIONS["default"]
     if "/clusters" in path:
         return DEFAULT_VERSIONS["cluster_patch"] if method == "PATCH" else DEFAULT_VERSIONS["clusters"]
     return DEFAULT_VERSIONS["default"]

@@ -132,3 +132,24 @@ def test_polymorphic_workaround_keeps_subtype_checks(contract):
     assert "CloudProviderAccessRole__Base" in schemas
     path = f"/api/atlas/v2/groups/{GROUP}/cloudProviderAccess/{GROUP}"
     assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), {"providerName": "AWS", "roleId": "bad"})
+
+
+def test_private_endpoint_relaxations_keep_the_region_check(contract):
+    path = f"/api/atlas/v2/groups/{GROUP}/encryptionAtRest/AWS/privateEndpoints"
+    headers = {**AUTH, **ACCEPT, **ok_headers()}
+    # US_EAST_2 is in both the Azure and the AWS enum (oneOf would fail); cloudProvider is the discriminator.
+    assert contract.validate_request("POST", path, headers, {"cloudProvider": "AWS", "regionName": "US_EAST_2"}) == []
+    assert contract.validate_request("POST", path, headers, {"cloudProvider": "AWS", "regionName": "us-east-2"})
+    assert contract.validate_request("POST", path, headers, {"regionName": "US_EAST_2"})
+    assert contract.validate_request("POST", path, headers, {"cloudProvider": "AWS", "regionName": "US_EAST_2", "status": "ACTIVE"})
+    endpoint = {"cloudProvider": "AWS", "id": GROUP, "regionName": "EU_WEST_1", "status": "ACTIVE"}
+    assert contract.validate_response("POST", path, ACCEPT, 202, ok_headers(), endpoint) == []
+    assert contract.validate_response("POST", path, ACCEPT, 202, ok_headers(), {**endpoint, "status": "READY"})
+
+
+def test_group_name_pattern_is_checked(contract):
+    path = f"/api/atlas/v2/groups/{GROUP}"
+    group = {"id": GROUP, "name": "Zahlungen-Ü_1", "orgId": GROUP, "clusterCount": 0, "created": "2024-01-01T00:00:00Z"}
+    assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), group) == []
+    assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), {**group, "name": "two words"})
+    assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), {**group, "clusterCount": None})
