@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cmk.atlas collection
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options for connecting to the MongoDB Atlas Admin API (cmk.atlas.plugins.module_utils.atlas)."""
+"""Options for connecting to the MongoDB Atlas Admin API (cmk.atlas.plugins.module_utils.atlas.client)."""
 
 from __future__ import absolute_import, division, print_function
 

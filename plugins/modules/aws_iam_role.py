@@ -21,6 +21,11 @@ description:
     access role, so that a later run finds the pairing.
   - Policies are compared by meaning, not by text, so AWS's own reformatting of a document never counts as a change.
     A run that finds the role as wanted sends no write request.
+  - B(Ownership.) An existing role is changed only when it is this project's: its C(cmk-atlas:project-id) tag names
+    O(atlas_project_id), or (untagged) its trust policy already lets O(atlas_aws_account_arn) assume it with
+    O(external_id). A role paired with another Atlas project, or trusting Atlas with another external ID, is never
+    changed. Any other existing role (for example one that trusts C(ec2.amazonaws.com)) is changed only with
+    O(adopt=true). The module fails before any write otherwise.
 author:
   - cmk.atlas maintainers (!UNKNOWN)
 options:
@@ -106,9 +111,19 @@ options:
         keep IAM from deleting it; V(true) detaches them first, V(false) makes the module fail and list them.
     type: bool
     default: false
+  adopt:
+    description:
+      - With O(state=present), whether to take over an existing role that is neither this project's nor another Atlas
+        project's (see B(Ownership) above). Its trust policy is replaced, so whoever it trusts now loses it; run with
+        C(--check --diff) first to see what changes.
+      - Never takes over a role paired with another Atlas project or trusting Atlas with another external ID.
+    type: bool
+    default: false
   atlas_project_id:
     description:
       - ID of the Atlas project (24 hexadecimal digits) the role serves. Sets the pairing tag C(cmk-atlas:project-id).
+      - With O(state=present), an existing role whose C(cmk-atlas:project-id) tag names another project is refused.
+        When unset, a tagged role is changed only when its trust policy already has O(external_id).
       - With O(state=absent) and Atlas credentials, the module reads this project's encryption at rest and cloud
         provider access roles and refuses to delete the role while encryption at rest uses it. When unset, the
         project named by the role's C(cmk-atlas:project-id) tag is checked.
@@ -142,9 +157,11 @@ notes:
     uses the role. Without Atlas credentials the module warns that it could not check, and deletes the role.
   - Right after creating the role, writes that IAM answers with C(NoSuchEntity) (its eventual consistency) are repeated
     a few times, for at most about a minute.
-  - The module needs C(iam:GetRole), C(iam:ListRolePolicies), C(iam:GetRolePolicy), C(sts:GetCallerIdentity) (check mode, new
-    role), and for changes C(iam:CreateRole), C(iam:UpdateRole), C(iam:UpdateAssumeRolePolicy), C(iam:PutRolePolicy),
-    C(iam:DeleteRolePolicy), C(iam:TagRole), C(iam:UntagRole); for O(state=absent) also C(iam:ListAttachedRolePolicies),
+  - If another run creates the role between this run's read and its C(iam:CreateRole), the module reads the role again
+    and decides as for any existing role.
+  - The module needs C(iam:GetRole), C(iam:ListRolePolicies), C(iam:GetRolePolicy), C(iam:ListAttachedRolePolicies),
+    C(sts:GetCallerIdentity) (check mode, new role), and for changes C(iam:CreateRole), C(iam:UpdateRole), C(iam:UpdateAssumeRolePolicy), C(iam:PutRolePolicy),
+    C(iam:DeleteRolePolicy), C(iam:TagRole), C(iam:UntagRole); for O(state=absent) also
     C(iam:ListInstanceProfilesForRole), C(iam:DetachRolePolicy) and C(iam:DeleteRole).
 seealso:
   - name: Manage customer keys with AWS KMS (MongoDB Atlas)
@@ -283,28 +300,44 @@ other_inline_policies:
   type: list
   elements: str
   sample: []
+permissions_beyond_kms:
+  description:
+    - What the role may do after the run beyond C(kms:Encrypt), C(kms:Decrypt) and C(kms:DescribeKey) on O(kms_key_arns),
+      one sentence each, naming the policy; empty when nothing. Whoever can assume the role (Atlas) has these too.
+    - Counted are other inline policies, attached managed policies (not read, so counted whole), and statements of
+      O(policy_name) that allow other actions or other resources (wildcards count as wider). Without O(kms_key_arns),
+      the resources of O(policy_name) are not judged.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: ["inline policy s3-read of IAM role atlas-kms allows s3:GetObject on arn:aws:s3:::bucket/*"]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas import AtlasApiError
-from ansible_collections.cmk.atlas.plugins.module_utils.iam_role import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, CmkAtlasModule, diff_of
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import (
     DEFAULT_POLICY_NAME,
     PROJECT_TAG,
+    RoleAppearedError,
     RoleConflictError,
     apply_actions,
     atlas_usage,
     desired_role,
     diff_view,
+    extra_permissions,
     plan_absent,
     plan_present,
     predicted_arn,
     read_attachments,
     read_role,
     result_view,
+    role_ownership,
+    tag_value,
     validate_atlas_id,
+    validate_kms_key_arns,
     validate_policy_name,
     validate_role_name,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, diff_of
 
 ATLAS_CREDENTIAL_OPTIONS = ("public_key", "private_key", "client_id", "client_secret")
 
@@ -323,6 +356,7 @@ def argument_spec():
         source_ips=dict(type="list", elements="str"),
         policy_name=dict(type="str", default=DEFAULT_POLICY_NAME),
         purge_policies=dict(type="bool", default=False),
+        adopt=dict(type="bool", default=False),
         atlas_project_id=dict(type="str"),
         atlas_role_id=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -337,27 +371,41 @@ def present(module):
     desired = desired_role(params)
     policy_name = desired["policy_name"]
     aws = module.aws
-    current = read_role(aws, desired["name"])
-    actions, after = plan_present(current, desired)
-    if actions and not module.check_mode:
-        created = apply_actions(aws, actions)
-        if created is not None:
-            after["arn"], after["role_id"] = created["Arn"], created["RoleId"]
-    elif current is None:
+    try:
+        current, actions, after = plan_owned(module, desired)
+    except RoleAppearedError:
+        # Another run created the role after our read: read it again and judge it like any existing role.
+        current, actions, after = plan_owned(module, desired)
+    if after["arn"] is None:  # check mode, no role yet
         after["arn"], after["role_id"] = predicted_arn(aws, desired["name"], desired["path"]), UNKNOWN
     diff = diff_of(diff_view(current, policy_name), diff_view(after, policy_name), f"IAM role {desired['name']}", f"IAM role {desired['name']}")
-    module.exit(bool(actions), diff=diff, **result_view(after, policy_name))
+    beyond = extra_permissions(after, policy_name, validate_kms_key_arns(params["kms_key_arns"]) or None)
+    module.exit(bool(actions), diff=diff, permissions_beyond_kms=beyond, **result_view(after, policy_name))
+
+
+def plan_owned(module, desired):
+    """Read the role, refuse one that is not ours to change, plan and (outside check mode) apply: (current, actions, after)."""
+    params = module.params
+    current = read_role(module.aws, desired["name"])
+    project_id = params["atlas_project_id"] if module.known("atlas_project_id", params["atlas_project_id"]) else None
+    ownership = role_ownership(current, project_id, params["atlas_aws_account_arn"], [params["external_id"]])
+    if ownership.kind == "other_project":
+        raise RoleConflictError(f"{ownership.message}; it is left alone, nothing was changed: use another role name for this project")
+    if ownership.kind == "foreign" and not params["adopt"]:
+        raise RoleConflictError(
+            f"{ownership.message}; it is left alone, nothing was changed: set adopt: true to take it over "
+            "(its trust policy is replaced, so whoever it trusts now loses it; run with --check --diff first to see what changes), or use another role name"
+        )
+    actions, after = plan_present(current, desired)
+    if actions and not module.check_mode:
+        created = apply_actions(module.aws, actions)
+        if created is not None:
+            after["arn"], after["role_id"] = created["Arn"], created["RoleId"]
+    return current, actions, after
 
 
 def _atlas_credentials_given(params):
     return any(params.get(option) for option in ATLAS_CREDENTIAL_OPTIONS)
-
-
-def _tag_value(tags, key):
-    for name, value in tags.items():
-        if name.lower() == key.lower():
-            return value
-    return None
 
 
 def check_atlas_usage(module, role):
@@ -365,7 +413,7 @@ def check_atlas_usage(module, role):
     given = module.params["atlas_project_id"]
     if given is not None and not module.known("atlas_project_id", given):
         given = None
-    tagged = _tag_value(role["tags"], PROJECT_TAG)
+    tagged = tag_value(role["tags"], PROJECT_TAG)
     projects = []
     if given:
         projects.append((given, False))
@@ -418,7 +466,7 @@ def absent(module):
     current = read_role(aws, name)
     if current is None:
         module.exit(False, diff=diff_of(None, None), arn=None, role_id=None, role_name=name)
-    attachments = read_attachments(aws, name)
+    attachments = read_attachments(aws, name, current["managed_policies"])
     check_atlas_usage(module, current)
     actions = plan_absent(current, attachments, params["purge_policies"])
     if not module.check_mode:

@@ -225,15 +225,15 @@ deauthorized_role_ids:
   sample: [32b6e34b3d91647abb20e7b8]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas import AtlasError
-from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasError
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import (
     DEFAULT_AUTHORIZE_TIMEOUT,
     CloudProviderAccess,
     validate_external_id,
     validate_iam_role_arn,
     validate_role_id,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

@@ -114,12 +114,12 @@ roles:
           type: raw
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.cloud_provider_access import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import (
     CloudProviderAccess,
     validate_iam_role_arn,
     validate_role_id,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, validate_project_id
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

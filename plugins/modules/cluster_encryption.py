@@ -203,7 +203,8 @@ skipped_paused:
   sample: [Archive]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.clusters import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.clusters import (
     AWS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
@@ -218,7 +219,6 @@ from ansible_collections.cmk.atlas.plugins.module_utils.clusters import (
     plan_provider,
     provider_map,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

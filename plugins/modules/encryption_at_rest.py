@@ -308,9 +308,9 @@ clusters_using:
   sample: [Cluster0]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas import AtlasApiError
-from ansible_collections.cmk.atlas.plugins.module_utils.aws import AwsError
-from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest import (
     ACCESS_CREDENTIALS,
     ACCESS_ROLE,
     CREDENTIALS_DEPRECATED,
@@ -336,9 +336,9 @@ from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest impor
     transient,
     unchecked,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.kms import key_ref
-from ansible_collections.cmk.atlas.plugins.module_utils.module import UNKNOWN, CmkAtlasModule, ModuleInputError, diff_of, validate_project_id
-from ansible_collections.cmk.atlas.plugins.module_utils.regions import to_aws_region
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import AwsError
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import key_ref
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.regions import to_aws_region
 
 ARGUMENT_SPEC = {
     "project_id": {"type": "str", "required": True},

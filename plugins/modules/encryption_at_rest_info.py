@@ -155,8 +155,14 @@ clusters_using:
   sample: [Cluster0]
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.encryption_at_rest import ACCESS_ROLE, EncryptionAtRestApi, clusters_using, encryption_role, normalize
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest import (
+    ACCESS_ROLE,
+    EncryptionAtRestApi,
+    clusters_using,
+    encryption_role,
+    normalize,
+)
 
 ARGUMENT_SPEC = {"project_id": {"type": "str", "required": True}}
 

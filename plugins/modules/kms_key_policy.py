@@ -21,7 +21,8 @@ description:
     the current policy, so a second run sends no write call.
   - So that nobody is locked out of the key, the module refuses a result that leaves no principal
     allowed C(kms:PutKeyPolicy), and never replaces or removes a statement with the same Sid that
-    grants anything other than some of the three actions above.
+    grants anything other than some of the three actions above, or that names a principal other than
+    O(principals): such a statement is someone else's.
   - B(Cross-account keys.) When the key is in another AWS account than the Atlas IAM role (key in
     account K, role in account R), the key policy must name the role (or account R), and only
     account K can change it. Run this module with K's credentials, usually by assuming a role in K
@@ -62,13 +63,17 @@ options:
     description:
       - The Sid of the statement this module manages in the key policy.
       - By default it is derived from the principal, so that several projects sharing one key get
-        one statement each. For a role it is V(MongoDBAtlasKeyAccess) followed by the role's account id and
-        the letters and digits of its name. For example, V(arn:aws:iam::111111111111:role/atlas-kms)
-        gives V(MongoDBAtlasKeyAccess111111111111atlaskms). For an account it is
+        one statement each, and two roles never share one. For a role it is V(MongoDBAtlasKeyAccess) followed
+        by the role ARN's partition, account id, path and name, where letters and digits stand for themselves
+        and every other character (and the letter C(X) itself) is written as C(X) and two hexadecimal digits.
+        For example, V(arn:aws:iam::111111111111:role/atlas-kms) gives
+        V(MongoDBAtlasKeyAccessaws111111111111X2FatlasX2Dkms). For an account it is
         V(MongoDBAtlasKeyAccess) followed by the account id.
       - Required when O(principals) names more than one principal.
       - A statement with this Sid that grants anything other than some of C(kms:Encrypt),
-        C(kms:Decrypt) and C(kms:DescribeKey) is left alone and the module fails.
+        C(kms:Decrypt) and C(kms:DescribeKey), or that names a principal not in O(principals), is left
+        alone and the module fails before any write. With O(state=absent) and no O(principals), the
+        statement with O(sid) is removed whatever principal it names.
     type: str
   source_ips:
     description:
@@ -201,7 +206,7 @@ sid:
     - In check mode it is V(MongoDBAtlasKeyAccess(known after apply)) when it derives from a principal that is not known yet.
   returned: success
   type: str
-  sample: MongoDBAtlasKeyAccess111111111111atlaskms
+  sample: MongoDBAtlasKeyAccessaws111111111111X2FatlasX2Dkms
 statement_needed:
   description:
     - With O(only_if_needed=true), whether the key policy needed the statement (V(null) when it could not be read);
@@ -216,7 +221,7 @@ statement:
   returned: success
   type: dict
   sample:
-    Sid: MongoDBAtlasKeyAccess111111111111atlaskms
+    Sid: MongoDBAtlasKeyAccessaws111111111111X2FatlasX2Dkms
     Effect: Allow
     Principal:
       AWS: arn:aws:iam::111111111111:role/atlas-kms
@@ -238,7 +243,7 @@ policy:
           AWS: "222222222222"
         Action: kms:*
         Resource: "*"
-      - Sid: MongoDBAtlasKeyAccess111111111111atlaskms
+      - Sid: MongoDBAtlasKeyAccessaws111111111111X2FatlasX2Dkms
         Effect: Allow
         Principal:
           AWS: arn:aws:iam::111111111111:role/atlas-kms
@@ -246,7 +251,8 @@ policy:
         Resource: "*"
 """
 
-from ansible_collections.cmk.atlas.plugins.module_utils.kms import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule, ModuleInputError, diff_of
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import (
     check_key,
     default_key_access_sid,
     describe_key,
@@ -256,13 +262,13 @@ from ansible_collections.cmk.atlas.plugins.module_utils.kms import (
     key_region,
     plan_key_access,
     plan_key_policy_statement,
+    principal_arns,
     put_key_policy,
     require_key_owner,
     unread_key_policy_warning,
     validate_key_principals,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, diff_of
-from ansible_collections.cmk.atlas.plugins.module_utils.policy import normalize_policy, normalize_source_ips
+from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import normalize_policy, normalize_source_ips
 
 ARGUMENT_SPEC = dict(
     key_id=dict(type="str", required=True),
@@ -315,7 +321,8 @@ def ensure_statement(module):
     if present:
         needed, statement, plan = plan_key_access(current, sid, principals, metadata, params["source_ips"], only_if_needed)
     else:
-        needed, statement, plan = None, None, plan_key_policy_statement(current, sid, None, metadata["key_arn"])
+        named = principal_arns(principals, metadata["partition"]) if principals else None
+        needed, statement, plan = None, None, plan_key_policy_statement(current, sid, None, metadata["key_arn"], named)
     if plan.changed and not module.check_mode:
         put_key_policy(connection, metadata, plan.after)
 

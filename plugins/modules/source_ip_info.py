@@ -231,8 +231,8 @@ nodes:
 
 import os
 
-from ansible_collections.cmk.atlas.plugins.module_utils.module import CmkAtlasModule, ModuleInputError, validate_project_id
-from ansible_collections.cmk.atlas.plugins.module_utils.source_ips import (
+from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule, ModuleInputError, validate_project_id
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.source_ips import (
     HOSTS_FILE_ENV,
     UNRESOLVABLE_CHOICES,
     UNRESOLVABLE_FAIL,

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.cmk.atlas.plugins.module_utils.policy import normalize_policy
+from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import normalize_policy
 
 pytestmark = pytest.mark.integration
 
@@ -325,6 +325,99 @@ def test_a_role_under_a_path(run_playbook, testbed_env, clean_testbed):
     predicted = run_playbook(play(role_task(**args)), env=testbed_env, check=True).assert_ok().task("role")
     applied = create_role(run_playbook, testbed_env, bed, path="/atlas/team/")
     assert predicted["arn"] == applied["arn"] == f"arn:aws:iam::{bed.accounts['R']}:role/atlas/team/{ROLE}"
+
+
+# -- ownership -------------------------------------------------------------------------------
+
+OTHER_PROJECT_ID = "660000000000000000000002"
+EC2_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def seed_role(bed, trust, tags=(), policies=None):
+    iam(bed).create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust), Tags=[{"Key": key, "Value": value} for key, value in tags])
+    for name, document in (policies or {}).items():
+        iam(bed).put_role_policy(RoleName=ROLE, PolicyName=name, PolicyDocument=json.dumps(document))
+    bed.clear_logs()
+    return get_role(bed)
+
+
+def test_a_role_of_another_project_is_never_changed(run_playbook, testbed_env, clean_testbed):
+    bed = clean_testbed
+    before = seed_role(bed, expected_trust(), [("cmk-atlas:project-id", OTHER_PROJECT_ID)])
+    for check, adopt in ((True, False), (False, False), (False, True)):
+        run = run_playbook(play(role_task(**present_args(bed, adopt=adopt))), env=testbed_env, check=check)
+        assert run.rc != 0
+        message = run.task("role")["msg"]
+        assert (
+            f"IAM role {before['Arn']} is paired with Atlas project {OTHER_PROJECT_ID} (tag cmk-atlas:project-id), not with Atlas project {PROJECT_ID}"
+            in message
+        )
+        assert "nothing was changed" in message
+    assert bed.write_calls() == []
+    assert get_role(bed) == before
+
+
+def test_a_foreign_role_is_changed_only_with_adopt(run_playbook, testbed_env, clean_testbed):
+    bed = clean_testbed
+    seed_role(bed, EC2_TRUST, [("owner", "web")], {"other": OTHER_POLICY})
+    refused = run_playbook(play(role_task(**present_args(bed))), env=testbed_env)
+    assert refused.rc != 0
+    message = refused.task("role")["msg"]
+    assert "is not paired with an Atlas project and its trust policy does not let Atlas assume it (it trusts ec2.amazonaws.com)" in message
+    assert "set adopt: true" in message
+    assert bed.write_calls() == []
+
+    adopted = run_playbook(play(role_task(**present_args(bed, adopt=True))), env=testbed_env, diff=True).assert_ok().task("role")
+    assert adopted["changed"] is True
+    assert sorted(call["operation"] for call in bed.write_calls()) == ["PutRolePolicy", "TagRole", "UpdateAssumeRolePolicy", "UpdateRole"]
+    # The diff shows what the role loses: its trust of EC2.
+    assert adopted["diff"]["before"]["trust_policy"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert adopted["diff"]["after"]["trust_policy"] == normalize_policy(expected_trust())
+    assert adopted["permissions_beyond_kms"] == ["inline policy other of IAM role atlas-kms allows s3:ListBucket on *"]
+    assert get_role(bed)["AssumeRolePolicyDocument"] == expected_trust()
+    assert adopted["tags"]["cmk-atlas:project-id"] == PROJECT_ID
+
+    # Paired now: later runs need no adopt.
+    bed.clear_logs()
+    again = run_playbook(play(role_task(**present_args(bed))), env=testbed_env).assert_ok().task("role")
+    assert again["changed"] is False
+    assert again["permissions_beyond_kms"] == ["inline policy other of IAM role atlas-kms allows s3:ListBucket on *"]
+    assert bed.write_calls() == []
+
+
+def test_a_role_trusting_atlas_with_the_projects_external_id_is_taken_without_adopt(run_playbook, testbed_env, clean_testbed):
+    bed = clean_testbed
+    seed_role(bed, expected_trust())
+    result = run_playbook(play(role_task(**present_args(bed))), env=testbed_env).assert_ok().task("role")
+    assert result["changed"] is True
+    # Its trust was already right: only the pairing tags, the description and the KMS policy are written.
+    assert sorted(call["operation"] for call in bed.write_calls()) == ["PutRolePolicy", "TagRole", "UpdateRole"]
+    assert result["tags"] == {"cmk-atlas:project-id": PROJECT_ID, "cmk-atlas:role-id": ATLAS_ROLE_ID, "team": "data"}
+    assert result["permissions_beyond_kms"] == []
+
+
+def test_a_role_trusting_atlas_with_another_external_id_is_another_projects(run_playbook, testbed_env, clean_testbed):
+    bed = clean_testbed
+    before = seed_role(bed, expected_trust("someone-elses-external-id"))
+    run = run_playbook(play(role_task(**present_args(bed, adopt=True))), env=testbed_env)
+    assert run.rc != 0
+    assert "with external ID someone-elses-external-id, which no cloud provider access role of Atlas project" in run.task("role")["msg"]
+    assert bed.write_calls() == []
+    assert get_role(bed) == before
+
+
+def test_managed_policies_are_reported_beyond_kms(run_playbook, testbed_env, clean_testbed):
+    bed = clean_testbed
+    create_role(run_playbook, testbed_env, bed)
+    managed = iam(bed).create_policy(PolicyName="extra", PolicyDocument=json.dumps(OTHER_POLICY))["Policy"]["Arn"]
+    iam(bed).attach_role_policy(RoleName=ROLE, PolicyArn=managed)
+    bed.clear_logs()
+    result = run_playbook(play(role_task(**present_args(bed))), env=testbed_env).assert_ok().task("role")
+    assert result["changed"] is False
+    (found,) = result["permissions_beyond_kms"]
+    assert f"managed policy {managed} is attached to IAM role atlas-kms" in found
+    # One read of the attached policies per run.
+    assert operations(bed).count("ListAttachedRolePolicies") == 1
 
 
 # -- absent ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 import pytest
 from emulators.atlas.testing import AtlasClient
 
-from ansible_collections.cmk.atlas.plugins.module_utils.policy import build_atlas_trust_policy
+from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import build_atlas_trust_policy
 
 pytestmark = pytest.mark.integration
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from ansible_collections.cmk.atlas.plugins.module_utils.policy import normalize_policy
+from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import normalize_policy
 
 UNKNOWN = "(known after apply)"
 ROLE = "arn:aws:iam::111111111111:role/atlas-kms"
-ROLE_SID = "MongoDBAtlasKeyAccess111111111111atlaskms"
+ROLE_SID = "MongoDBAtlasKeyAccessaws111111111111X2FatlasX2Dkms"  # the role ARN, injectively
 ACCESS_ACTIONS = {"kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"}
 MISSING_KEY_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -141,7 +141,7 @@ def test_projects_sharing_a_key_get_a_statement_each(clean_testbed, testbed_env,
     assert sids == [
         "Enable IAM User Permissions",
         ROLE_SID,
-        "MongoDBAtlasKeyAccess333333333333atlaskms",
+        "MongoDBAtlasKeyAccessaws333333333333X2FatlasX2Dkms",
         "MongoDBAtlasKeyAccess444444444444",
         "AtlasAnalytics",
     ]
@@ -191,6 +191,30 @@ def test_disabled_key_warns_and_still_gets_the_statement(clean_testbed, testbed_
 
 
 # -- bad input: a clear error, nothing written ------------------------------------------------
+
+
+def test_a_statement_with_our_sid_for_another_principal_is_left_alone(clean_testbed, testbed_env, run_playbook):
+    bed = clean_testbed
+    key = bed.keys["main"]
+    original = key_policy(bed)
+    someone_else = "arn:aws:iam::111111111111:role/someone-else"
+    taken = {"Sid": ROLE_SID, "Effect": "Allow", "Principal": {"AWS": someone_else}, "Action": "kms:Decrypt", "Resource": "*"}
+    seeded = dict(original, Statement=[*original["Statement"], taken])
+    bed.aws_client("kms").put_key_policy(KeyId=key["key_id"], PolicyName="default", Policy=json.dumps(seeded))
+    bed.clear_logs()
+
+    tasks = [
+        task("grant", ignore_errors=True, key_id=key["alias"], principals=[ROLE]),
+        task("remove", ignore_errors=True, key_id=key["alias"], principals=[ROLE], state="absent"),
+    ]
+    run = run_playbook(play(*tasks), env=testbed_env)
+    assert run.failed_tasks() == ["grant", "remove"]
+    for name in ("grant", "remove"):
+        message = run.task(name)["msg"]
+        assert f"the key policy of {key['arn']} has a statement with Sid '{ROLE_SID}' for {someone_else}" in message, message
+        assert "nothing was written" in message
+    assert aws_writes(bed) == []
+    assert key_policy(bed) == seeded
 
 
 def test_bad_input_fails_clearly_and_writes_nothing(clean_testbed, testbed_env, run_playbook):
@@ -311,7 +335,7 @@ def test_only_if_needed_leaves_a_delegating_key_policy_alone_and_grants_another_
     assert run.changed_tasks() == ["other account"]
     assert aws_writes(bed) == [("PutKeyPolicy", bed.accounts["R"], 200)]
     stored = key_policy(bed)
-    assert statement_by_sid(stored, "MongoDBAtlasKeyAccess333333333333atlaskms")["Principal"] == {"AWS": foreign}
+    assert statement_by_sid(stored, "MongoDBAtlasKeyAccessaws333333333333X2FatlasX2Dkms")["Principal"] == {"AWS": foreign}
     assert [statement for statement in stored["Statement"] if statement.get("Sid") == ROLE_SID] == []
 
     # The statement it added stays managed, also once the key policy would delegate otherwise.

@@ -1,7 +1,7 @@
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.cmk.atlas.plugins.module_utils import module as base
+from ansible_collections.cmk.atlas.plugins.module_utils import _module as base
 
 
 @pytest.mark.parametrize(
