@@ -51,7 +51,9 @@ options:
       - How many times to repeat an Atlas request after a transient fault, with exponential backoff and jitter
         between tries.
       - Transient faults are HTTP 429 (waiting as long as its C(Retry-After) header asks, up to 60 seconds),
-        502, 503 and 504, and refused or reset connections; for read requests also HTTP 500 and read timeouts.
+        502, 503 and 504, and refused or reset connections; for C(GET), C(PATCH) and C(DELETE) requests, which are
+        safe to repeat, also HTTP 500, read timeouts and responses cut short (and for the OAuth token request). The C(POST) that
+        creates a cloud provider access role is not repeated after these; the roles are listed again instead.
         Other client errors are never repeated.
       - V(0) disables retries.
     type: int

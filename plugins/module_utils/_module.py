@@ -11,13 +11,12 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import (
     AtlasApiError,
-    AtlasError,
     atlas_argument_spec,
     atlas_client_from_module,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import (
     AWS_MUTUALLY_EXCLUSIVE,
     AWS_REQUIRED_TOGETHER,
@@ -27,8 +26,6 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import (
     AwsOptionError,
     aws_argument_spec,
 )
-from ansible_collections.cmk.atlas.plugins.module_utils.aws.regions import RegionError
-from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import PolicyError
 
 __metaclass__ = type
 
@@ -36,15 +33,12 @@ __metaclass__ = type
 # external id, an ARN). Later modules accept it in check mode and plan around it.
 UNKNOWN = "(known after apply)"
 
-# Input errors found offline: they say which option is wrong and what a valid value looks like.
-INPUT_ERRORS = (ArnError, PolicyError, RegionError, AwsOptionError)
-
 
 # Atlas project and cloud provider access role ids: 24 lowercase hexadecimal digits.
 ATLAS_ID = re.compile(r"^[a-f0-9]{24}$")
 
 
-class ModuleInputError(ValueError):
+class ModuleInputError(CmkAtlasError, ValueError):
     """A module option is wrong; raised before any write."""
 
 
@@ -165,7 +159,7 @@ class CmkAtlasModule:
         """Call ``logic(self)`` and turn the errors the collection raises into a clean failure."""
         try:
             logic(self)
-        except (AtlasError, AwsError, ModuleInputError, *INPUT_ERRORS) as exc:
+        except CmkAtlasError as exc:
             self.fail_from(exc)
 
     # -- check-mode placeholders ------------------------------------------------------------

@@ -21,13 +21,13 @@ description:
     access role, so that a later run finds the pairing.
   - Policies are compared by meaning, not by text, so AWS's own reformatting of a document never counts as a change.
     A run that finds the role as wanted sends no write request.
-  - B(Ownership.) An existing role is changed only when it is this project's: its C(cmk-atlas:project-id) tag names
+  - B(Ownership.) An existing role is changed only when it is this project's, that is when its C(cmk-atlas:project-id) tag names
     O(atlas_project_id), or (untagged) its trust policy already lets O(atlas_aws_account_arn) assume it with
     O(external_id). A role paired with another Atlas project, or trusting Atlas with another external ID, is never
     changed. Any other existing role (for example one that trusts C(ec2.amazonaws.com)) is changed only with
     O(adopt=true). The module fails before any write otherwise.
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   name:
     description:

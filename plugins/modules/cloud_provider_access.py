@@ -32,7 +32,7 @@ description:
     for the trust policy; then, once the IAM role trusts Atlas, with O(role_id) and O(iam_role_arn), to
     authorize it.
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   project_id:
     description:

@@ -16,7 +16,7 @@ description:
     the IAM roles Atlas assumes. All of them, or those matching O(role_id) and O(iam_role_arn).
   - Only reads; it changes nothing and behaves the same in check mode.
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   project_id:
     description:

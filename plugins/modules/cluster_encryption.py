@@ -28,7 +28,7 @@ description:
   - A cluster busy with another change is not waited for before the update; if Atlas refuses the update
     (HTTP 409), the module fails, names the cluster and lists the clusters it already changed.
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   project_id:
     description:

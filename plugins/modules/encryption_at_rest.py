@@ -40,7 +40,7 @@ description:
   - With O(state=absent) customer key management is disabled, unless clusters still use it; then the module
     fails and lists them.
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   project_id:
     description:

@@ -21,7 +21,7 @@ description:
     stands in for it then.
   - Reads Atlas only; no AWS access is needed (the AWS connection options are accepted and ignored).
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   project_id:
     description:

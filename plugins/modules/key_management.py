@@ -83,10 +83,12 @@ options:
       - The KMS key, as a key id, key ARN, alias name (V(alias/NAME)) or alias ARN.
       - When unset (switch), the key the project uses now.
     type: str
-  region:
+  key_region:
     description:
       - The AWS region of a key given as a bare key id or alias name. A key ARN names its own region; a
         different region here is refused.
+      - When unset, a switch keeps the project's region and a bare key id or alias is looked up in the
+        connection's region (O(region)).
     type: str
   key_owner_assume_role_arn:
     description:
@@ -189,7 +191,7 @@ seealso:
     description: The MongoDB Atlas guide to the procedures.
     link: https://www.mongodb.com/docs/atlas/security-aws-kms/
 author:
-  - cmk.atlas maintainers
+  - cmk.atlas maintainers (@cmk-atlas)
 """
 
 EXAMPLES = r"""
@@ -199,7 +201,7 @@ EXAMPLES = r"""
     project_id: 5f1a2b3c4d5e6f7a8b9c0d1e
     iam_role_name: atlas-kms
     kms_key: alias/atlas-cmk
-    region: eu-west-2
+    key_region: eu-west-2
     clusters: [Cluster0]
 
 - name: Switch a project from its access key to an IAM role (cannot be undone)
@@ -348,7 +350,7 @@ ARGUMENT_SPEC = dict(
     iam_role_tags=dict(type="dict"),
     adopt_iam_role=dict(type="bool", default=False),
     kms_key=dict(type="str", no_log=False),
-    region=dict(type="str"),
+    key_region=dict(type="str"),
     key_owner_assume_role_arn=dict(type="str", no_log=False),
     source_ips=dict(type="list", elements="str"),
     required_source_ips=dict(type="list", elements="str"),
@@ -377,7 +379,13 @@ def run(module):
         return key_owner["connection"]
 
     procedure = RoleBasedAccess(module.params, module.atlas, lambda: module.aws, key_owner_connection, check_mode=module.check_mode, log=module.module.debug)
-    outcome = procedure.run()
+    try:
+        outcome = procedure.run()
+    except Exception:
+        # A refused plan or a write that failed part-way: what the plan found still reaches the user.
+        for warning in procedure.plan.warnings:
+            module.warn(warning)
+        raise
     for warning in outcome.warnings:
         module.warn(warning)
     module.exit(outcome.changed, diff=outcome.diffs, **outcome.result)

@@ -22,7 +22,7 @@ description:
   - So that nobody is locked out of the key, the module refuses a result that leaves no principal
     allowed C(kms:PutKeyPolicy), and never replaces or removes a statement with the same Sid that
     grants anything other than some of the three actions above, or that names a principal other than
-    O(principals): such a statement is someone else's.
+    O(principals), because such a statement is someone else's.
   - B(Cross-account keys.) When the key is in another AWS account than the Atlas IAM role (key in
     account K, role in account R), the key policy must name the role (or account R), and only
     account K can change it. Run this module with K's credentials, usually by assuming a role in K
@@ -124,7 +124,7 @@ seealso:
     description: The MongoDB Atlas guide to encryption at rest with AWS KMS.
     link: https://www.mongodb.com/docs/atlas/security-aws-kms/
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 """
 
 EXAMPLES = r"""

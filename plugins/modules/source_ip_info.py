@@ -24,7 +24,7 @@ description:
   - Reads Atlas only and writes nothing; no AWS access is needed (the AWS connection options are accepted and
     ignored).
 author:
-  - cmk.atlas maintainers (!UNKNOWN)
+  - cmk.atlas maintainers (@cmk-atlas)
 options:
   project_id:
     description:

@@ -1,4 +1,9 @@
-"""The aws:SourceIp list from Atlas in cmk.atlas.enable (cmk_atlas_manage_source_ips), and drift found by cmk.atlas.verify."""
+"""The aws:SourceIp list from Atlas in cmk.atlas.enable (cmk_atlas_manage_source_ips), and drift found by cmk.atlas.verify.
+
+cmk.atlas.key_management judges the planned list before any write, against Atlas's control-plane outbound
+addresses and (with cmk_atlas_manage_source_ips) the nodes' addresses from cmk.atlas.source_ip_info, and
+writes it once: a list that loses addresses is one write of the inline policy, a list that lacks Atlas's
+addresses is refused with no write at all."""
 
 import pytest
 
@@ -9,24 +14,21 @@ pytestmark = pytest.mark.integration
 PLAIN = "660000000000000000000011"
 POLICY = "cmk-atlas-kms-access"
 ROLE = "atlas-kms-plain"
-SHOW_TASK = "Show the source-IP change"
-# cmk.atlas.key_access: widens the condition to old and new addresses, waits for Atlas to report the key valid,
-# then narrows it, all in this one task.
-ACCESS_TASK = "Let Atlas reach the key through the IAM role"
-CLUSTER_TASK = "cmk.atlas.encryption_at_rest : Encrypt the clusters with the key"
+TASK = "Plan and apply customer key management for the project"
+SOURCES_TASK = "Collect the addresses Atlas reaches KMS from"
 REPORT_TASK = "Report the project"
-# Short waits (cmk_atlas_valid_timeout bounds the wait for `valid` before addresses are removed) keep the test bed quick.
 FAST = {
     "cmk_atlas_connection": {"retries": 1, "timeout": 10},
     "cmk_atlas_authorize_timeout": 5,
     "cmk_atlas_valid_timeout": 5,
-    "encryption_at_rest_cluster_poll_interval": 0.1,
-    "encryption_at_rest_cluster_wait_timeout": 60,
+    "cmk_atlas_cluster_timeout": 60,
 }
 # The playbook-level switch: the aws:SourceIp list comes from Atlas (plus cmk_atlas_source_ips).
 SWITCH = {"cmk_atlas_manage_source_ips": True}
-# The two writes of a run that adds and removes addresses: the widening one (old and new), then the narrowing one.
-WIDEN_THEN_NARROW = [("aws", "PutRolePolicy"), ("aws", "PutRolePolicy")]
+# The one write of a run that changes the list: the inline policy, with the final list.
+ONE_WRITE = [("aws", "PutRolePolicy")]
+# What the module reads before it plans (AWS side); every one of them comes before the first write.
+AWS_READS = {"GetRole", "GetRolePolicy", "DescribeKey", "GetKeyPolicy"}
 
 
 def policy_ips(bed):
@@ -36,13 +38,19 @@ def policy_ips(bed):
     return sorted([value] if isinstance(value, str) else value)
 
 
-def access_step_atlas_calls(bed):
-    """The Atlas operations cmk.atlas.key_access called, from its first (the project's roles) to the next module's
-    HTTP digest challenge (each module run starts with one); the challenges themselves left out."""
-    log = bed.atlas.request_log()
-    start = next(i for i, entry in enumerate(log) if entry["operation_id"] == "listGroupCloudProviderAccess")
-    end = next((i for i in range(start + 1, len(log)) if log[i]["status"] == 401), len(log))
-    return [entry["operation_id"] for entry in log[start:end] if entry["status"] != 401]
+def aws_operations(bed):
+    """The AWS operations since the last clear_logs(), oldest first (the proxy logs them in the order they arrive)."""
+    return [entry["operation"] for entry in bed.proxy.request_log() if entry["status"] < 400]
+
+
+def assert_judged_then_written_once(bed):
+    """One write of the inline policy, after every read the plan is judged on, and Atlas's addresses were read."""
+    operations = aws_operations(bed)
+    assert [op for op in operations if op == "PutRolePolicy"] == ["PutRolePolicy"], operations
+    first_write = operations.index("PutRolePolicy")
+    assert set(operations[:first_write]) >= AWS_READS, operations
+    assert not AWS_READS & set(operations[first_write + 1 :]), operations
+    assert "listControlPlaneIpAddresses" in [entry["operation_id"] for entry in bed.atlas.request_log()]
 
 
 def valid(bed):
@@ -52,25 +60,16 @@ def valid(bed):
     return api.get(f"/groups/{PLAIN}/encryptionAtRest").json()["awsKms"]["valid"]
 
 
+def plain(**variables):
+    return {"plain": {"cmk_atlas_project_id": PLAIN, "cmk_atlas_iam_role_name": ROLE, "cmk_atlas_kms_key": "alias/atlas-cmk", **FAST, **variables}}
+
+
 @pytest.mark.scenario("demo")
-def test_atlas_addresses_in_the_policy_drift_found_previewed_and_fixed_without_losing_the_key(
-    run_playbook, clean_testbed, testbed_env, write_inventory, tmp_path
-):
+def test_atlas_addresses_in_the_policy_drift_found_previewed_and_fixed_in_one_write(run_playbook, clean_testbed, testbed_env, write_inventory, tmp_path):
     bed = clean_testbed
     hosts_file = bed.write_hosts_file(str(tmp_path / "nodes.hosts"))
     env = {**testbed_env, "CMK_ATLAS_HOSTS_FILE": hosts_file}
-    inventory = write_inventory(
-        {
-            "plain": {
-                "cmk_atlas_project_id": PLAIN,
-                "cmk_atlas_iam_role_name": ROLE,
-                "cmk_atlas_kms_key": "alias/atlas-cmk",
-                "cmk_atlas_clusters": ["Cluster0"],
-                "cmk_atlas_source_ips": ["192.0.2.7"],
-                **FAST,
-            }
-        }
-    )
+    inventory = write_inventory(plain(cmk_atlas_clusters=["Cluster0"], cmk_atlas_source_ips=["192.0.2.7"]))
     nodes = {n["hostname"]: n["public_ip"] for n in bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["nodes"]}
     egress = [f"{ip}/32" for ip in bed.atlas_egress_ips]
     expected = sorted([*egress, "192.0.2.7/32", *(f"{ip}/32" for ip in nodes.values())])
@@ -78,7 +77,9 @@ def test_atlas_addresses_in_the_policy_drift_found_previewed_and_fixed_without_l
     # Enable with the switch: control-plane and node addresses, plus the extra one, end up in the policy,
     # and the emulator's key check (which evaluates aws:SourceIp from all of them) passes.
     enabled = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
-    assert enabled.task(ACCESS_TASK)["source_ips"] == expected
+    assert sorted(enabled.task(SOURCES_TASK)["cidrs"]) == sorted([*egress, *(f"{ip}/32" for ip in nodes.values())])
+    assert enabled.task(TASK)["source_ips"] == expected
+    assert enabled.task(SUMMARY_TASK)["msg"]["source_ips"] == expected
     assert policy_ips(bed) == expected
     assert bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["encryptionAtRestProvider"] == "AWS"
     assert valid(bed) is True
@@ -105,39 +106,38 @@ def test_atlas_addresses_in_the_policy_drift_found_previewed_and_fixed_without_l
     assert "203.0.113.250/32" in run.task("Fail on drift")["msg"]
     assert bed.write_calls() == []
 
-    # Check mode shows what would be added and removed, and writes nothing. Atlas's `valid` is false until
-    # the policy follows the node; the preview reports that as a warning, since its own change fixes it.
+    # Check mode shows the list that replaces the old one (the address added and the one removed) and writes nothing.
     new_expected = sorted(c for c in [*expected, "203.0.113.250/32"] if c != old_cidr)
+    bed.clear_logs()
     preview = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH, check=True, diff=True).assert_ok()
-    assert "an earlier task would change its permissions first" in preview.output
-    assert preview.changed_tasks() == [ACCESS_TASK]
-    change = preview.task(SHOW_TASK)["msg"]
-    assert (change["added"], change["removed"]) == (["203.0.113.250/32"], [old_cidr])
-    assert change["source_ips"] == new_expected
+    assert preview.changed_tasks() == [TASK]
+    planned = preview.task(TASK)
+    assert planned["source_ips"] == new_expected
+    print("PREVIEW_OUTPUT", preview.stdout[-5000:], "CHANGES", planned["changes"], "WARN", planned.get("warnings"))
+    assert [change for change in planned["changes"] if change.startswith(f"update IAM role {ROLE}")], planned["changes"]
+    assert f'-                            "{old_cidr}"' in preview.output or f'-    "{old_cidr}"' in preview.output or f'"{old_cidr}"' in str(planned["diff"])
+    assert "203.0.113.250/32" in preview.output
     assert bed.write_calls() == []
     assert policy_ips(bed) == expected
 
-    # The re-run adds first (valid again), confirms valid, then removes the old address: two writes of the
-    # inline policy in the one key_access run, and nothing else is written.
+    # The real run writes the judged list once: the new address in, the old one out, and nothing else is written.
     bed.clear_logs()
     run = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
-    assert run.changed_tasks() == [ACCESS_TASK]
-    access = run.task(ACCESS_TASK)
-    assert (access["source_ips_added"], access["source_ips_removed"]) == (["203.0.113.250/32"], [old_cidr])
-    assert access["source_ips"] == new_expected
-    assert successful_writes(bed) == WIDEN_THEN_NARROW
-    # Atlas is read at the start (roles, encryption at rest) and once after widening, where it already reports the
-    # key valid: no further read, so no window without the key.
-    assert access_step_atlas_calls(bed) == ["listGroupCloudProviderAccess", "getGroupEncryptionAtRest", "getGroupEncryptionAtRest"]
+    assert run.changed_tasks() == [TASK]
+    result = run.task(TASK)
+    assert result["source_ips"] == new_expected
+    assert len(result["changes"]) == len(planned["changes"]), (planned["changes"], result["changes"])
+    assert successful_writes(bed) == ONE_WRITE
+    assert_judged_then_written_once(bed)
     assert policy_ips(bed) == new_expected
     assert valid(bed) is True
     assert run.task(SUMMARY_TASK)["msg"]["valid"] is True
 
-    # Converged: a re-run neither widens nor narrows again, and writes nothing.
+    # Converged: a re-run writes nothing and keeps the list.
     bed.clear_logs()
     rerun = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
     assert rerun.changed_tasks() == []
-    assert (rerun.task(SHOW_TASK)["msg"]["added"], rerun.task(SHOW_TASK)["msg"]["removed"]) == ([], [])
+    assert (rerun.task(TASK)["changes"], rerun.task(TASK)["source_ips"]) == ([], new_expected)
     assert bed.write_calls() == []
     assert policy_ips(bed) == new_expected
 
@@ -149,46 +149,85 @@ def test_atlas_addresses_in_the_policy_drift_found_previewed_and_fixed_without_l
 def test_without_the_node_addresses_the_key_check_fails(run_playbook, clean_testbed, testbed_env, write_inventory, tmp_path):
     bed = clean_testbed
     env = {**testbed_env, "CMK_ATLAS_HOSTS_FILE": bed.write_hosts_file(str(tmp_path / "nodes.hosts"))}
-    inventory = write_inventory(
-        {"plain": {"cmk_atlas_project_id": PLAIN, "cmk_atlas_iam_role_name": ROLE, "cmk_atlas_kms_key": "alias/atlas-cmk", "cmk_atlas_clusters": [], **FAST}}
-    )
+    inventory = write_inventory(plain(cmk_atlas_clusters=[]))
     run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
     assert valid(bed) is True
     nodes = sorted(f"{n['public_ip']}/32" for n in bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["nodes"])
     assert len(nodes) == 3
-    # Only the control plane's addresses: the project's own check passes, the cluster's nodes are refused.
+    assert set(nodes) <= set(policy_ips(bed))
+    # Only the control plane's addresses, without the switch: the plan is judged against the control plane alone,
+    # so the list that loses the nodes' addresses is written, once; the project's own check passes.
     egress = [f"{ip}/32" for ip in bed.atlas_egress_ips]
     control_plane_only = {"cmk_atlas_manage_source_ips": False, "cmk_atlas_source_ips": egress}
     bed.clear_logs()
     narrowed = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=control_plane_only).assert_ok()
-    access = narrowed.task(ACCESS_TASK)
-    assert (access["source_ips_added"], access["source_ips_removed"]) == ([], nodes)
+    assert narrowed.task(TASK)["source_ips"] == sorted(egress)
     assert policy_ips(bed) == sorted(egress)
-    # Nothing added, so the old list already holds old and new: the one write is the narrowing one.
-    assert successful_writes(bed) == [("aws", "PutRolePolicy")]
+    assert successful_writes(bed) == ONE_WRITE
+    assert_judged_then_written_once(bed)
+    assert valid(bed) is True
+    # Encrypting the cluster then fails at Atlas: its nodes may not use the key, and the message names the writes made.
+    bed.clear_logs()
     run = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars={"cmk_atlas_clusters": ["Cluster0"], **control_plane_only})
     assert run.rc != 0
-    assert run.failed_tasks() == [CLUSTER_TASK]
+    assert run.failed_tasks() == [TASK]
     assert "INVALID_AWS_CREDENTIALS" in run.output
+    assert "set encryptionAtRestProvider AWS on Cluster0" in run.task(TASK)["msg"]
+    assert bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["encryptionAtRestProvider"] != "AWS"
+
+    # With the switch, the nodes' addresses are back in the list (one write) and the cluster is encrypted.
+    bed.clear_logs()
+    fixed = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars={"cmk_atlas_clusters": ["Cluster0"], **SWITCH}).assert_ok()
+    assert set(nodes) <= set(fixed.task(TASK)["source_ips"])
+    assert [call for call in successful_writes(bed) if call[0] == "aws"] == ONE_WRITE
+    assert bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["encryptionAtRestProvider"] == "AWS"
+    assert valid(bed) is True
 
 
 @pytest.mark.scenario("demo")
-def test_no_address_is_removed_until_atlas_reports_the_key_valid_with_the_old_and_the_new(run_playbook, clean_testbed, testbed_env, write_inventory, tmp_path):
-    """The widening write holds the old and the new addresses; while Atlas cannot use the key, the narrowing one never comes."""
+def test_a_list_that_lacks_atlas_addresses_is_refused_with_no_write(run_playbook, clean_testbed, testbed_env, write_inventory, tmp_path):
+    """Narrowing the list so that it drops Atlas's control-plane addresses is refused before any write, in check mode too."""
+    bed = clean_testbed
+    env = {**testbed_env, "CMK_ATLAS_HOSTS_FILE": bed.write_hosts_file(str(tmp_path / "nodes.hosts"))}
+    inventory = write_inventory(plain(cmk_atlas_clusters=["Cluster0"]))
+    run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
+    before = policy_ips(bed)
+    egress = sorted(f"{ip}/32" for ip in bed.atlas_egress_ips)
+    nodes = sorted(f"{n['public_ip']}/32" for n in bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["nodes"])
+    assert before == sorted([*egress, *nodes])
+
+    # Only the nodes' addresses: the list loses every control-plane address, so Atlas could not check the key.
+    nodes_only = {"cmk_atlas_manage_source_ips": False, "cmk_atlas_source_ips": nodes}
+    for check in (True, False):
+        bed.clear_logs()
+        run = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=nodes_only, check=check)
+        assert run.rc != 0
+        assert run.failed_tasks() == [TASK]
+        message = run.task(TASK)["msg"]
+        print("REFUSED_MESSAGE", message)
+        assert f"cmk.atlas.enable of project {PLAIN}:" in message and "found before any write, so nothing was written" in message
+        assert "cmk_atlas_source_ips:" in message and egress[0] in message
+        assert "cmk_atlas_manage_source_ips: true" in message
+        assert successful_writes(bed) == []
+        assert policy_ips(bed) == before
+    assert valid(bed) is True
+
+    # With the switch on, the same extra list is added to Atlas's addresses, not put in their place: nothing to write.
+    bed.clear_logs()
+    run = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars={**nodes_only, **SWITCH}).assert_ok()
+    assert run.changed_tasks() == []
+    assert (run.task(TASK)["source_ips"], policy_ips(bed)) == (before, before)
+    assert bed.write_calls() == []
+
+
+@pytest.mark.scenario("demo")
+def test_a_stale_node_address_is_written_once_and_the_failure_names_the_write(run_playbook, clean_testbed, testbed_env, write_inventory, tmp_path):
+    """The module judges the list against the addresses it is given; when those are stale, Atlas's own check catches it
+    after the one write, the failure says which write was made, and the run with the right addresses fixes it."""
     bed = clean_testbed
     hosts_file = bed.write_hosts_file(str(tmp_path / "nodes.hosts"))
     env = {**testbed_env, "CMK_ATLAS_HOSTS_FILE": hosts_file}
-    inventory = write_inventory(
-        {
-            "plain": {
-                "cmk_atlas_project_id": PLAIN,
-                "cmk_atlas_iam_role_name": ROLE,
-                "cmk_atlas_kms_key": "alias/atlas-cmk",
-                "cmk_atlas_clusters": ["Cluster0"],
-                **FAST,
-            }
-        }
-    )
+    inventory = write_inventory(plain(cmk_atlas_clusters=["Cluster0"]))
     run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
     before = policy_ips(bed)
     nodes = {n["hostname"]: n["public_ip"] for n in bed.atlas.project_state(PLAIN)["clusters"]["Cluster0"]["nodes"]}
@@ -196,39 +235,32 @@ def test_no_address_is_removed_until_atlas_reports_the_key_valid_with_the_old_an
     old_cidr = f"{nodes[moved]}/32"
     assert old_cidr in before
 
-    # Atlas moves a node to 203.0.113.250, but the name still resolves to a stale 203.0.113.251: the widened
-    # policy (old addresses and .251) does not let the node use the key, so Atlas never reports it valid.
+    # Atlas moves a node to 203.0.113.250, but the name still resolves to a stale 203.0.113.251: the list judged
+    # (with .251) is written once, and Atlas does not report the key valid, since the node's real address is missing.
     bed.atlas.set_node_public_ip(PLAIN, "Cluster0", moved, "203.0.113.250")
     with open(hosts_file, "w", encoding="utf-8") as handle:
         handle.write("".join(f"{'203.0.113.251' if name == moved else ip} {name}\n" for name, ip in sorted(nodes.items())))
+    stale = sorted([*(c for c in before if c != old_cidr), "203.0.113.251/32"])
     bed.clear_logs()
     run = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH)
     assert run.rc != 0
-    assert run.failed_tasks() == [ACCESS_TASK]
-    message = run.task(ACCESS_TASK)["msg"]
-    assert "Atlas reports the key not valid" in message and "no address was removed" in message
-    assert f"it would remove {old_cidr}" in message
-    # Only the widening write happened: every old address is still allowed, next to the new one.
-    assert successful_writes(bed) == [("aws", "PutRolePolicy")]
-    assert policy_ips(bed) == sorted([*before, "203.0.113.251/32"])
+    assert run.failed_tasks() == [TASK]
+    message = run.task(TASK)["msg"]
+    print("STALE_MESSAGE", message)
+    assert "valid" in message and "cmk.atlas.verify" in message
+    assert f"Writes made before it in this run: update IAM role {ROLE}" in message and "Run again to continue" in message
+    assert successful_writes(bed) == ONE_WRITE
+    assert_judged_then_written_once(bed)
+    assert policy_ips(bed) == stale
     assert valid(bed) is False
 
-    # Only removing (the stale .251, nothing added) waits for Atlas's valid flag too: no write at all while it is false.
-    bed.clear_logs()
-    remove_only = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars={"cmk_atlas_source_ips": before})
-    assert remove_only.rc != 0
-    assert remove_only.failed_tasks() == [ACCESS_TASK]
-    assert "it would remove 203.0.113.251/32" in remove_only.task(ACCESS_TASK)["msg"]
-    assert successful_writes(bed) == []
-    assert policy_ips(bed) == sorted([*before, "203.0.113.251/32"])
-
-    # With the right address the next run widens again (adding .250), Atlas reports the key valid, and both the
-    # address the node left and the stale one are removed.
+    # With the right address the next run writes the list once more (.250 in, .251 out) and Atlas reports the key valid.
     bed.write_hosts_file(hosts_file)
     bed.clear_logs()
     fixed = run_playbook("cmk.atlas.enable", env=env, inventory=inventory, extra_vars=SWITCH).assert_ok()
-    access = fixed.task(ACCESS_TASK)
-    assert (access["source_ips_added"], access["source_ips_removed"]) == (["203.0.113.250/32"], sorted([old_cidr, "203.0.113.251/32"]))
-    assert successful_writes(bed) == WIDEN_THEN_NARROW
-    assert policy_ips(bed) == sorted([*(c for c in before if c != old_cidr), "203.0.113.250/32"])
+    fixed_list = sorted([*(c for c in before if c != old_cidr), "203.0.113.250/32"])
+    assert fixed.task(TASK)["source_ips"] == fixed_list
+    assert successful_writes(bed) == ONE_WRITE
+    assert_judged_then_written_once(bed)
+    assert policy_ips(bed) == fixed_list
     assert valid(bed) is True

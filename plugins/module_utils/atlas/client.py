@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
 
 try:
@@ -142,7 +143,7 @@ def _shorten(text, limit=200):
     return text
 
 
-class AtlasError(Exception):
+class AtlasError(CmkAtlasError):
     """Base of every error this module raises; ``str()`` is a message fit to show a user."""
 
     def __init__(self, message=""):

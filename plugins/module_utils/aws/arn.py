@@ -15,6 +15,8 @@ import contextlib
 import re
 from collections import namedtuple
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
+
 ARN_FORMAT = "arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE"
 KEY_ARN_EXAMPLE = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ROLE_ARN_EXAMPLE = "arn:aws:iam::123456789012:role/atlas-kms"
@@ -55,7 +57,7 @@ KEY_KINDS = ("key_id", "key_arn")
 ALIAS_KINDS = ("alias_name", "alias_arn")
 
 
-class ArnError(ValueError):
+class ArnError(CmkAtlasError, ValueError):
     """A value is not the ARN, key reference or account id an option expects."""
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError, is_region_name, parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.regions import RegionError, to_aws_region
 from ansible_collections.cmk.atlas.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
@@ -80,11 +81,11 @@ def aws_argument_spec():
     )
 
 
-class AwsOptionError(ValueError):
+class AwsOptionError(CmkAtlasError, ValueError):
     """An AWS connection option is missing, malformed or contradicts another; found before any call."""
 
 
-class AwsDependencyError(ImportError):
+class AwsDependencyError(CmkAtlasError, ImportError):
     """boto3 or botocore cannot be imported. ``traceback`` holds the import failure for fail_json."""
 
     def __init__(self, message, tb=None):
@@ -92,7 +93,7 @@ class AwsDependencyError(ImportError):
         self.traceback = tb
 
 
-class AwsError(Exception):
+class AwsError(CmkAtlasError):
     """An AWS call failed. The message is safe to show: it never contains credentials."""
 
     def __init__(self, message, code=None, service=None, operation=None, status_code=None):

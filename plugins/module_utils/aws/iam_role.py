@@ -17,6 +17,7 @@ import collections
 import re
 import time
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import (
     KEY_ARN_EXAMPLE,
@@ -72,7 +73,7 @@ Ownership = collections.namedtuple("Ownership", ["kind", "paired_project_id", "e
 """Whose an IAM role is (see ``role_ownership``)."""
 
 
-class RoleConflictError(Exception):
+class RoleConflictError(CmkAtlasError):
     """The role cannot be brought to the wanted state without harm (wrong path, in use, attachments)."""
 
 

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError, parse_kms_key_ref
 
 # The values Atlas accepts for awsKms.region (schema AWSKMSConfiguration in the Admin API),
@@ -63,7 +64,7 @@ AWS_KMS_REGIONS = tuple(sorted(_AWS_TO_ATLAS))
 """The AWS region names Atlas can use for a KMS key."""
 
 
-class RegionError(ValueError):
+class RegionError(CmkAtlasError, ValueError):
     """A region is not one Atlas can use for AWS KMS, or cannot be converted."""
 
 

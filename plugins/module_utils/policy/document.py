@@ -19,6 +19,7 @@ import json
 import re
 from urllib.parse import unquote
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError, parse_kms_key_arn, validate_iam_principal
 
 # What IAM assumes when a document has no Version.
@@ -110,7 +111,7 @@ _CONDITION_KEYS = (
 _CONDITION_KEY_BY_LOWER = {name.lower(): name for name in _CONDITION_KEYS}
 
 
-class PolicyError(ValueError):
+class PolicyError(CmkAtlasError, ValueError):
     """A policy document, statement or builder argument is not valid."""
 
 

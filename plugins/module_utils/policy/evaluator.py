@@ -26,6 +26,7 @@ import ipaddress
 import json
 import re
 
+from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import AwsError
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import KMS_ACCESS_ACTIONS, load_policy
@@ -507,7 +508,7 @@ RolePolicies = collections.namedtuple("RolePolicies", ["arn", "name", "account",
 """An IAM role's trust policy, identity policies [(label, document)] and permissions boundary (label, document) or None."""
 
 
-class RoleNotFoundError(Exception):
+class RoleNotFoundError(CmkAtlasError):
     """The IAM role does not exist in the account the AWS credentials act in."""
 
 

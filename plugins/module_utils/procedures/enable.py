@@ -44,6 +44,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import AwsError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import (
+    RoleAppearedError,
     RoleConflictError,
     apply_actions,
     check_role_path,
@@ -104,7 +105,7 @@ class Variables:
         prefix = "cmk_atlas_" if playbook else ""
         names = {
             "kms_key": "kms_key",
-            "region": "region",
+            "region": "region" if playbook else "key_region",
             "iam_role_name": "iam_role_name",
             "adopt_iam_role": "adopt_iam_role",
             "key_owner_assume_role_arn": "key_owner_role_arn" if playbook else "key_owner_assume_role_arn",
@@ -116,7 +117,10 @@ class Variables:
         self._names = {key: prefix + value for key, value in names.items()}
 
     def __getattr__(self, name):
-        return self._names[name]
+        try:
+            return self.__dict__["_names"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class RoleBasedAccess:
@@ -141,8 +145,8 @@ class RoleBasedAccess:
                 raise ModuleInputError(f"{name} is {params[name]}; it must be 0 (try once) or more seconds, such as 300")
         if params["key_owner_assume_role_arn"]:
             parse_role_arn(params["key_owner_assume_role_arn"], self.var.key_owner_assume_role_arn)
-        if params["region"]:
-            to_atlas_region(params["region"], self.var.region)
+        if params["key_region"]:
+            to_atlas_region(params["key_region"], self.var.region)
         self.ref = key_ref(params["kms_key"], self.var.kms_key) if params["kms_key"] is not None else None
         self.atlas_roles = CloudProviderAccess(atlas, self.project_id, sleep=sleep, clock=clock, log=log)
         self.encryption = EncryptionAtRestApi(atlas, self.project_id, sleep=sleep, clock=clock, log=log)
@@ -167,10 +171,10 @@ class RoleBasedAccess:
     def _key_reference(self):
         """(ref, region) of the key Atlas is to use: the one given, else (switch) the project's current one."""
         if self.ref is not None:
-            return self.ref, self.ref.region or self.params["region"] or None
+            return self.ref, self.ref.region or self.params["key_region"] or None
         if self.current["access_method"] == ACCESS_NONE:
             return None, None
-        return key_ref(self.current["customer_master_key_id"], self.var.kms_key), self.params["region"] or self.current["aws_region"]
+        return key_ref(self.current["customer_master_key_id"], self.var.kms_key), self.params["key_region"] or self.current["aws_region"]
 
     def _read_key(self):
         """(connection, metadata or None, key policy or None); problems go to the plan."""
@@ -266,7 +270,7 @@ class RoleBasedAccess:
                 f"project {self.project_id}",
                 f"it encrypts at rest with key {current['customer_master_key_id']} reached with access key {current['access_key_id']} "
                 "(credentials-based access), which enable does not change",
-                "switch it to the IAM role with cmk.atlas.switch (cmk_atlas_confirm_switch: true; preview it with --check --diff). The switch cannot be undone",
+                f"switch it to the IAM role with cmk.atlas.switch ({self.var.confirm_switch}: true, after --check --diff); it cannot be undone",
             )
         if self.procedure == PROCEDURE_SWITCH and current["access_method"] == ACCESS_NONE:
             plan.problem(
@@ -309,10 +313,10 @@ class RoleBasedAccess:
         ref, region = self._key_reference()
         if ref is None:
             return None, None
-        if self.ref is not None and self.ref.region and self.params["region"] and self.ref.region != self.params["region"]:
+        if self.ref is not None and self.ref.region and self.params["key_region"] and self.ref.region != self.params["key_region"]:
             self.plan.problem(
                 self.var.region,
-                f"it is {self.params['region']}, but {self.var.kms_key} {self.ref.arn} is in region {self.ref.region}; Atlas would not find the key",
+                f"it is {self.params['key_region']}, but {self.var.kms_key} {self.ref.arn} is in region {self.ref.region}; Atlas would not find the key",
                 f"leave {self.var.region} unset (a key ARN names its own region) or set it to {self.ref.region}",
             )
         if self.key is not None:
@@ -442,7 +446,7 @@ class RoleBasedAccess:
                 self.var.source_ips,
                 text,
                 f"include Atlas's control-plane outbound addresses ({', '.join(sources or [])}) and the cluster nodes' public addresses "
-                "(cmk_atlas_manage_source_ips: true collects them), or leave the list unset",
+                "(cmk_atlas_manage_source_ips: true in the playbooks, or cmk.atlas.source_ip_info, collects them), or leave the list unset",
             )
         if report.unchecked:
             plan.warnings.append(f"Not decided from the policies of {self.iam_role_arn}: {'; '.join(report.unchecked)}")
@@ -482,7 +486,17 @@ class RoleBasedAccess:
     def _apply_iam_role(self):
         # Documents are built again with what earlier steps made (the new Atlas role's external id).
         actions, after = plan_iam_role(self.iam_role, self._desired_iam_role(self.atlas_role, self.key_arn))
-        created = apply_actions(self._aws(), actions)
+        try:
+            created = apply_actions(self._aws(), actions)
+        except RoleAppearedError:
+            # Another run created the role meanwhile: read it, and change it only if it is this project's.
+            self.iam_role = read_role(self._aws(), self.role_name)
+            external_ids = [role["external_id"] for role in self.roles if role.get("external_id")] + [self.atlas_role["external_id"]]
+            ownership = role_ownership(self.iam_role, self.project_id, self.atlas_role["atlas_aws_account_arn"], external_ids)
+            if ownership.kind not in ("ours", "trusts_project"):
+                raise
+            actions, after = plan_iam_role(self.iam_role, self._desired_iam_role(self.atlas_role, self.key_arn))
+            created = apply_actions(self._aws(), actions)
         if created is not None:
             after["arn"], after["role_id"] = created["Arn"], created["RoleId"]
             self.iam_role_arn = created["Arn"]

@@ -330,7 +330,7 @@ class AtlasEmulator:
                 description=description if description is not None else ("On-demand snapshot" if snapshot_type == "onDemand" else None),
                 master_key_uuid=str(uuid.UUID(master_key_uuid)) if encrypted else None,
                 storage_size_bytes=int(storage_size_bytes),
-                member_ids=[new_id() for _ in range(SHARD_COUNT + 1)] if cluster.sharded() else [],
+                member_ids=[new_id() for _member in range(SHARD_COUNT + 1)] if cluster.sharded() else [],
             )
             cluster.snapshots.append(snapshot)
         return snapshot.snapshot_id
