@@ -36,8 +36,7 @@ SCENARIO_FILE = os.path.join(TESTS, "emulators", "scenarios", "demo.yaml")
 COLLECTIONS = os.path.join(REPO, ".ansible", "demo", "collections")
 # The virtual environment's bin directory, as called (not resolved: .venv/bin/python is a link).
 BIN = os.path.dirname(os.path.abspath(sys.executable))
-PLAYBOOKS = ("playbooks/enable.yml", "playbooks/switch.yml")
-ROLES = ("roles/iam_access", "roles/kms_access", "roles/encryption_at_rest")
+PLAYBOOKS = ("playbooks/enable.yml", "playbooks/switch.yml", "playbooks/tasks/key_management.yml")
 
 TESTBED_START_TIMEOUT = 90
 TESTBED_STOP_TIMEOUT = 20
@@ -116,7 +115,7 @@ def table(header, rows):
 
 
 def check_layout():
-    missing = [path for path in (*PLAYBOOKS, *ROLES) if not os.path.exists(os.path.join(REPO, path))]
+    missing = [path for path in PLAYBOOKS if not os.path.exists(os.path.join(REPO, path))]
     if missing:
         raise DemoError(f"playbooks not found: {', '.join(missing)} missing in {REPO}. The demo runs cmk.atlas.enable and cmk.atlas.switch.")
     for tool in ("ansible-galaxy", "ansible-playbook"):

@@ -49,9 +49,11 @@ options:
         with another key (rotating is its own procedure).
       - V(switch) moves a project from an access key and secret to the IAM role, keeping its key and region
         unless O(kms_key) says otherwise. The switch cannot be undone; it needs O(confirm_switch).
+      - V(verify) reads and judges as V(enable) does and writes nothing, whatever check mode says; RV(report)
+        lists the drift. O(source_ips) is then the list the policy should hold.
     type: str
     required: true
-    choices: [enable, switch]
+    choices: [enable, switch, verify]
   iam_role_name:
     description:
       - Name of the IAM role Atlas assumes. It is created when it does not exist.
@@ -336,21 +338,52 @@ clusters:
   returned: success
   type: dict
   sample: {Cluster0: AWS}
+report:
+  description: With O(procedure=verify), what differs from what enable would leave.
+  returned: with procedure verify
+  type: dict
+  contains:
+    in_sync:
+      description: True when every check holds and enable would neither write nor refuse anything.
+      type: bool
+    drifted:
+      description: The checks that do not hold.
+      type: list
+      elements: str
+    checks:
+      description: V(role), V(trust_policy), V(kms_permissions), V(key_state), V(key_policy), V(valid), V(source_ips), each true or false.
+      type: dict
+    changes:
+      description: The writes enable would make.
+      type: list
+      elements: str
+    problems:
+      description: What enable would refuse, with the fix.
+      type: list
+      elements: str
+    permissions_beyond_kms:
+      description: What the IAM role may do beyond the three KMS actions on the key.
+      type: list
+      elements: str
+    source_ips:
+      description: The C(aws:SourceIp) lists C(wanted), C(current), C(to_add) and C(to_remove).
+      type: dict
 """
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.enable import RoleBasedAccess
+from ansible_collections.cmk.atlas.plugins.module_utils.procedures.verify import Verify
 
 ARGUMENT_SPEC = dict(
     project_id=dict(type="str", required=True),
-    procedure=dict(type="str", required=True, choices=["enable", "switch"]),
+    procedure=dict(type="str", required=True, choices=["enable", "switch", "verify"]),
     iam_role_name=dict(type="str", required=True),
     iam_role_path=dict(type="str", default="/"),
     iam_role_description=dict(type="str"),
     iam_role_tags=dict(type="dict"),
     adopt_iam_role=dict(type="bool", default=False),
     kms_key=dict(type="str", no_log=False),
-    key_region=dict(type="str"),
+    key_region=dict(type="str", no_log=False),
     key_owner_assume_role_arn=dict(type="str", no_log=False),
     source_ips=dict(type="list", elements="str"),
     required_source_ips=dict(type="list", elements="str"),
@@ -378,7 +411,8 @@ def run(module):
             key_owner["connection"] = module.aws.derive(assume_role_arn=arn, assume_role_external_id=None)
         return key_owner["connection"]
 
-    procedure = RoleBasedAccess(module.params, module.atlas, lambda: module.aws, key_owner_connection, check_mode=module.check_mode, log=module.module.debug)
+    procedure_class = Verify if module.params["procedure"] == "verify" else RoleBasedAccess
+    procedure = procedure_class(module.params, module.atlas, lambda: module.aws, key_owner_connection, check_mode=module.check_mode, log=module.module.debug)
     try:
         outcome = procedure.run()
     except Exception:

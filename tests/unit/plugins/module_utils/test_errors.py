@@ -11,8 +11,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasE
 
 
 def _modules():
-    root = next(iter(module_utils.__path__))
-    for info in pkgutil.walk_packages([root], prefix="ansible_collections.cmk.atlas.plugins.module_utils."):
+    for info in pkgutil.walk_packages(list(module_utils.__path__), prefix="ansible_collections.cmk.atlas.plugins.module_utils."):
         yield importlib.import_module(info.name)
 
 
