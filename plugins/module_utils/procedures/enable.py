@@ -228,6 +228,14 @@ class RoleBasedAccess:
             plan.problem(self.var.iam_role_name, str(error))
             selection = plan_atlas_role(self.roles, iam_role_arn=self.iam_role_arn, project_id=self.project_id, authorize=False)
         plan.warnings.extend(selection.warnings)
+        others = [
+            role["role_id"] for role in self.roles if role.get("iam_assumed_role_arn") == self.iam_role_arn and role["role_id"] != selection.after["role_id"]
+        ]
+        if others:
+            plan.warnings.append(
+                f"Atlas roles {', '.join(others)} of project {self.project_id} are also authorized for {self.iam_role_arn}; "
+                f"this run uses {selection.after['role_id']}. Deauthorize the others (cmk.atlas.cloud_provider_access, state: absent) once no feature uses them"
+            )
         self.selection = selection
         self.atlas_role = selection.after
         if selection.create:
@@ -493,16 +501,28 @@ class RoleBasedAccess:
         except RoleAppearedError:
             # Another run created the role meanwhile: read it, and change it only if it is this project's.
             self.iam_role = read_role(self._aws(), self.role_name)
-            external_ids = [role["external_id"] for role in self.roles if role.get("external_id")] + [self.atlas_role["external_id"]]
+            self.roles = self.atlas_roles.roles()
+            external_ids = [role["external_id"] for role in self.roles if role.get("external_id")]
             ownership = role_ownership(self.iam_role, self.project_id, self.atlas_role["atlas_aws_account_arn"], external_ids)
             if ownership.kind not in ("ours", "trusts_project"):
                 raise
+            self._adopt_concurrent_atlas_role(ownership.external_id)
             actions, after = plan_iam_role(self.iam_role, self._desired_iam_role(self.atlas_role, self.key_arn))
             created = apply_actions(self._aws(), actions)
         if created is not None:
             after["arn"], after["role_id"] = created["Arn"], created["RoleId"]
             self.iam_role_arn = created["Arn"]
         self.iam_after = after
+
+    def _adopt_concurrent_atlas_role(self, external_id):
+        """Use the Atlas role the other run's trust names; remove the one this run created and no longer needs."""
+        other = next((role for role in self.roles if external_id and role["external_id"] == external_id), None)
+        if other is None or other["role_id"] == self.atlas_role["role_id"]:
+            return
+        if self.created_atlas_role is not None and self.created_atlas_role["role_id"] == self.atlas_role["role_id"]:
+            self.atlas_roles.deauthorize(self.created_atlas_role["role_id"])
+            self.created_atlas_role = None
+        self.atlas_role = self.authorized_role = other
 
     def _authorize(self):
         self.authorized_role = self.atlas_roles.authorize(self.atlas_role, self.iam_role_arn, self.params["authorize_timeout"])

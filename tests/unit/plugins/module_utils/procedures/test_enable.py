@@ -562,3 +562,48 @@ def test_check_mode_run_returns_the_planned_changes_and_writes_nothing(monkeypat
     assert outcome.result["key_arn"] == KEY_ARN
     assert outcome.result["encryption_at_rest"]["customer_master_key_id"] == KEY_ARN
     assert access.key_connection.calls == []
+
+
+# -- concurrent runs -------------------------------------------------------------------------------------
+
+
+def test_other_atlas_roles_authorized_for_the_same_iam_role_are_reported():
+    roles = [atlas_role(iam_role_arn=ROLE_ARN, used=True), atlas_role(role_id="b" * 24, external_id="other-external-id", iam_role_arn=ROLE_ARN)]
+    _access, plan = planned(roles=roles, existing_role=iam_role())
+    (warning,) = [text for text in plan.warnings if "also authorized" in text]
+    assert "b" * 24 in warning and ROLE_ARN in warning and ROLE_ID in warning
+
+
+class RecordingRoles:
+    def __init__(self, roles):
+        self._roles = roles
+        self.deauthorized = []
+
+    def roles(self):
+        return list(self._roles)
+
+    def deauthorize(self, role_id):
+        self.deauthorized.append(role_id)
+
+
+def test_a_role_created_by_a_concurrent_run_is_used_and_ours_is_removed():
+    access = procedure(roles=[])
+    mine = atlas_role(role_id="c" * 24, external_id="mine")
+    theirs = atlas_role(role_id="d" * 24, external_id="theirs")
+    access.atlas_role = access.created_atlas_role = mine
+    access.roles = [mine, theirs]
+    access.atlas_roles = RecordingRoles(access.roles)
+    access._adopt_concurrent_atlas_role("theirs")
+    assert access.atlas_role == theirs and access.authorized_role == theirs
+    assert access.atlas_roles.deauthorized == ["c" * 24]
+    assert access.created_atlas_role is None
+
+
+def test_a_concurrent_trust_naming_our_own_role_changes_nothing():
+    access = procedure(roles=[])
+    mine = atlas_role(role_id="c" * 24, external_id="mine")
+    access.atlas_role = access.created_atlas_role = mine
+    access.roles = [mine]
+    access.atlas_roles = RecordingRoles(access.roles)
+    access._adopt_concurrent_atlas_role("mine")
+    assert access.atlas_role == mine and access.atlas_roles.deauthorized == []
