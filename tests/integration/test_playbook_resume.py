@@ -9,25 +9,50 @@ pytestmark = [pytest.mark.integration, pytest.mark.scenario("cross_account")]
 
 PLAYBOOK = "cmk.atlas.enable"
 ROLE_NAME = "atlas-kms-cross"
-# cmk.atlas.key_access: the Atlas role, the IAM role (trust, tags, inline KMS policy), the key policy and the authorization, in one task.
-ACCESS = "Let Atlas reach the key through the IAM role"
-EAR = "cmk.atlas.encryption_at_rest : Ensure the project encrypts at rest with the key through the Atlas role"
-CLUSTERS = "cmk.atlas.encryption_at_rest : Encrypt the clusters with the key"
+# cmk.atlas.key_management: every resource read once, then the writes in this order, in one task.
+TASK = "Plan and apply customer key management for the project"
+ATLAS_ROLE, IAM_ROLE, KEY_POLICY, AUTHORIZE, ENCRYPTION, CLUSTERS = (
+    "create an Atlas cloud provider access role",
+    "IAM role",
+    "put key-policy statement",
+    "authorize Atlas role",
+    "set encryption at rest",
+    "set encryptionAtRestProvider AWS on Cluster0",
+)
+STEPS = [ATLAS_ROLE, IAM_ROLE, KEY_POLICY, AUTHORIZE, ENCRYPTION, CLUSTERS]
 
-# (system, operation, the task that fails, how the re-run's key_access finds the Atlas role). Atlas answers 503
-# more often than the one retry allowed; AWS answers AccessDenied, which is not retried. The key owner's role is
-# assumed to read the key before anything is written; a failure after the Atlas role was created leaves that
+# (system, operation, the write that fails or None for a read, how the re-run finds the Atlas role). Atlas answers
+# 503 more often than the one retry allowed; AWS answers AccessDenied, which is not retried. The key owner's role
+# is assumed to read the key before anything is written; a failure after the Atlas role was created leaves that
 # role unauthorized ("unused_role"), one after the authorization leaves it authorized for the IAM role ("iam_role_arn").
 FAULTS = [
-    ("atlas", "createGroupCloudProviderAccess", ACCESS, "created"),
-    ("aws", "AssumeRole", ACCESS, "created"),
-    ("aws", "CreateRole", ACCESS, "unused_role"),
-    ("aws", "PutRolePolicy", ACCESS, "unused_role"),
-    ("aws", "PutKeyPolicy", ACCESS, "unused_role"),
-    ("atlas", "authorizeGroupCloudProviderAccessRole", ACCESS, "unused_role"),
-    ("atlas", "updateGroupEncryptionAtRest", EAR, "iam_role_arn"),
+    ("atlas", "createGroupCloudProviderAccess", ATLAS_ROLE, "created"),
+    ("aws", "AssumeRole", None, "created"),
+    ("aws", "CreateRole", IAM_ROLE, "unused_role"),
+    ("aws", "PutRolePolicy", IAM_ROLE, "unused_role"),
+    ("aws", "PutKeyPolicy", KEY_POLICY, "unused_role"),
+    ("atlas", "authorizeGroupCloudProviderAccessRole", AUTHORIZE, "unused_role"),
+    ("atlas", "updateGroupEncryptionAtRest", ENCRYPTION, "iam_role_arn"),
     ("atlas", "updateGroupCluster", CLUSTERS, "iam_role_arn"),
 ]
+
+
+def kind(change):
+    """Which of STEPS a change description is."""
+    (found,) = [step for step in STEPS if change.startswith(step) or (step == IAM_ROLE and change.startswith(("create IAM role", "update IAM role")))]
+    return found
+
+
+def writes_made(message):
+    """The writes an ApplyError message lists as made before the failure ("; " also separates an IAM role's actions, in parentheses)."""
+    made = message.split("Writes made before it in this run: ", 1)[1].split(". Run again to continue from there", 1)[0]
+    changes, depth, start = [], 0, 0
+    for index, char in enumerate(made):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and made.startswith("; ", index):
+            changes.append(made[start:index])
+            start = index + 2
+    return [*changes, made[start:]]
 
 
 def inventory_of(bed, write_inventory, **variables):
@@ -42,17 +67,16 @@ def inventory_of(bed, write_inventory, **variables):
                 "cmk_atlas_connection": {"retries": 1, "timeout": 10},
                 "cmk_atlas_authorize_timeout": 5,
                 "cmk_atlas_valid_timeout": 5,
-                "encryption_at_rest_cluster_poll_interval": 0.1,
-                "encryption_at_rest_cluster_wait_timeout": 60,
+                "cmk_atlas_cluster_timeout": 60,
                 **variables,
             }
         }
     )
 
 
-@pytest.mark.parametrize(("system", "operation", "failing_task", "reused_by"), FAULTS, ids=[operation for _s, operation, _t, _r in FAULTS])
+@pytest.mark.parametrize(("system", "operation", "failing_step", "reused_by"), FAULTS, ids=[operation for _s, operation, _t, _r in FAULTS])
 def test_a_run_broken_at_any_step_is_resumed_by_a_clean_rerun(
-    run_playbook, clean_testbed, testbed_env, write_inventory, system, operation, failing_task, reused_by
+    run_playbook, clean_testbed, testbed_env, write_inventory, system, operation, failing_step, reused_by
 ):
     bed = clean_testbed
     group = bed.projects["cross"]
@@ -66,18 +90,26 @@ def test_a_run_broken_at_any_step_is_resumed_by_a_clean_rerun(
     bed.clear_logs()
     broken = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
     assert broken.rc != 0
-    assert broken.failed_tasks() == [failing_task], broken.output[-3000:]
+    assert broken.failed_tasks() == [TASK], broken.output[-3000:]
+    assert SUMMARY_TASK not in [r["task"] for r in broken.results]
+    message = broken.task(TASK)["msg"]
     if system == "atlas":
         assert [entry["status"] for entry in bed.atlas.request_log() if entry["operation_id"] == operation] == [503, 503]
     else:
         assert bed.proxy.faults() == []
-        assert "AccessDenied" in broken.task(failing_task)["msg"]
-    # The Atlas role the broken run left behind, if any: key_access's failure names the one it created.
+        assert "AccessDenied" in message
+    # The failure names the write that failed and every write made before it, in order; a re-run continues from there.
+    done = STEPS[: STEPS.index(failing_step)] if failing_step else []
+    if failing_step:
+        failed, _, rest = message.partition(" failed: ")
+        assert kind(failed) == failing_step, message
+        if done:
+            assert [kind(change) for change in writes_made(rest)] == done, message
+        else:
+            assert "Writes made before it in this run: none. Nothing was written." in message, message
+    # The Atlas role the broken run left behind, if any.
     left = bed.atlas.project_state(group)["roles"]
     assert len(left) == (0 if reused_by == "created" else 1)
-    if failing_task == ACCESS and left:
-        failure = broken.task(ACCESS)
-        assert (failure["role_id"], failure["external_id"]) == (left[0]["roleId"], left[0]["atlasAssumedRoleExternalId"])
     if reused_by == "created":  # nothing was written (the injected answers aside)
         assert [call for call in bed.write_calls() if call["status"] < 400] == []
 
@@ -86,12 +118,14 @@ def test_a_run_broken_at_any_step_is_resumed_by_a_clean_rerun(
     summary = resumed.task(SUMMARY_TASK)["msg"]
     assert (summary["access_method"], summary["valid"], summary["key"], summary["clusters"]) == ("role", True, key["arn"], {"Cluster0": "AWS"})
     # The re-run reuses the Atlas role the broken run created, found as its position in the run says.
-    access = resumed.task(ACCESS)
+    access = resumed.task(TASK)
     assert access["reused_by"] == reused_by
+    assert access["created_atlas_role"] is (reused_by == "created")
     assert [role["roleId"] for role in left] in ([], [access["role_id"]])
-    # Encryption at rest already in place (the clusters' step broke) is not made again.
-    assert access["encryption_at_rest_in_place"] is (failing_task == CLUSTERS)
-    assert [r["status"] for r in resumed.results if r["task"] == EAR] == ["skipped" if failing_task == CLUSTERS else "ok"]
+    # The re-run makes only the writes the broken run did not make: what is in place is kept (encryption at rest
+    # set before the clusters' step broke is not set again).
+    assert [kind(change) for change in access["changes"]] == STEPS[len(done) :]
+    assert access["encryption_at_rest_before"]["access_method"] == ("role" if failing_step == CLUSTERS else "none")
     # Exactly one Atlas role and one IAM role, paired with each other.
     state = bed.atlas.project_state(group)
     (role,) = state["roles"]
@@ -99,6 +133,7 @@ def test_a_run_broken_at_any_step_is_resumed_by_a_clean_rerun(
     assert [r["RoleName"] for r in bed.aws_client("iam").list_roles()["Roles"]] == [ROLE_NAME]
     assert state["encryptionAtRest"]["roleId"] == role["roleId"]
     assert (("atlas", "createGroupCloudProviderAccess") in successful_writes(bed)) is (reused_by == "created")
+    assert (("atlas", "updateGroupEncryptionAtRest") in successful_writes(bed)) is (failing_step != CLUSTERS)
 
 
 @pytest.mark.scenario("empty")
@@ -117,20 +152,22 @@ def test_iam_propagation_is_waited_out_within_one_run(run_playbook, clean_testbe
         }
     )
     run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory).assert_ok()
-    assert run.task(SUMMARY_TASK)["msg"]["valid"] is True
-    assert run.task(ACCESS)["authorized"] is True
+    summary = run.task(SUMMARY_TASK)["msg"]
+    assert summary["valid"] is True
+    assert [kind(change) for change in summary["changes"]] == [ATLAS_ROLE, IAM_ROLE, AUTHORIZE, ENCRYPTION]
     answers = [
         (entry["status"], entry["error_code"])
         for entry in bed.atlas.request_log()
         if entry["operation_id"] == "authorizeGroupCloudProviderAccessRole" and entry["status"] != 401
     ]
     assert answers[0] == (400, "CANNOT_ASSUME_ROLE") and answers[-1][0] == 200
-    assert len(bed.atlas.project_state(bed.projects["empty"])["roles"]) == 1
+    (role,) = bed.atlas.project_state(bed.projects["empty"])["roles"]
+    assert (role["authorized"], role["roleId"], role["iamAssumedRoleArn"]) == (True, summary["atlas_role_id"], summary["iam_role_arn"])
 
 
 @pytest.mark.scenario("empty")
 def test_authorize_timeout_of_the_playbook_bounds_the_wait(run_playbook, clean_testbed, testbed_env, write_inventory):
-    """cmk_atlas_authorize_timeout reaches key_access: 0 tries once, so IAM propagation fails the run; a re-run reuses the role."""
+    """cmk_atlas_authorize_timeout reaches the module: 0 tries once, so IAM propagation fails the run; a re-run reuses the role."""
     bed = clean_testbed
     bed.atlas.set_propagation_delay(30)
     variables = {
@@ -141,8 +178,10 @@ def test_authorize_timeout_of_the_playbook_bounds_the_wait(run_playbook, clean_t
     }
     broken = run_playbook(PLAYBOOK, env=testbed_env, inventory=write_inventory({"empty": variables}))
     assert broken.rc != 0
-    assert broken.failed_tasks() == [ACCESS]
-    assert "CANNOT_ASSUME_ROLE" in broken.task(ACCESS)["msg"]
+    assert broken.failed_tasks() == [TASK]
+    message = broken.task(TASK)["msg"]
+    assert "CANNOT_ASSUME_ROLE" in message
+    assert message.startswith("authorize Atlas role") and "Run again to continue" in message, message
     answers = [
         entry["status"] for entry in bed.atlas.request_log() if entry["operation_id"] == "authorizeGroupCloudProviderAccessRole" and entry["status"] != 401
     ]
@@ -151,6 +190,9 @@ def test_authorize_timeout_of_the_playbook_bounds_the_wait(run_playbook, clean_t
     assert not role["authorized"]
 
     bed.atlas.set_propagation_delay(0)
+    bed.clear_logs()
     resumed = run_playbook(PLAYBOOK, env=testbed_env, inventory=write_inventory({"empty": dict(variables, cmk_atlas_authorize_timeout=60)})).assert_ok()
-    assert (resumed.task(ACCESS)["reused_by"], resumed.task(ACCESS)["role_id"]) == ("unused_role", role["roleId"])
+    assert (resumed.task(TASK)["reused_by"], resumed.task(TASK)["role_id"]) == ("unused_role", role["roleId"])
+    assert [kind(change) for change in resumed.task(TASK)["changes"]] == [AUTHORIZE, ENCRYPTION]
+    assert ("atlas", "createGroupCloudProviderAccess") not in successful_writes(bed)
     assert resumed.task(SUMMARY_TASK)["msg"]["valid"] is True

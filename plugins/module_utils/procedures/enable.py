@@ -222,6 +222,10 @@ class RoleBasedAccess:
 
         # The Atlas role: the one authorized for the IAM role, else the one its trust names, else an unused one, else a new one.
         external_id = ownership.external_id if ownership is not None and ownership.kind in ("ours", "trusts_project") else None
+        if ownership is not None and ownership.kind == "ours" and external_id is None:
+            # Paired by tag: the Atlas role is the one whose external id the trust names.
+            trusted = self.iam_role["trust_policy"]
+            external_id = next((r["external_id"] for r in self.roles if trust_policy_allows(trusted, r["atlas_aws_account_arn"], r["external_id"])), None)
         try:
             selection = plan_atlas_role(self.roles, iam_role_arn=self.iam_role_arn, external_id=external_id, project_id=self.project_id, authorize=False)
         except ModuleInputError as error:
