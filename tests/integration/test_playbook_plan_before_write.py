@@ -230,3 +230,62 @@ def test_enable_does_not_rotate_a_project_to_another_key(run_playbook, clean_tes
     bed.clear_logs()
     refused(run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"plain": variables})), "cmk.atlas.rotate", other)
     assert_nothing_written(bed)
+
+
+# -- a shared key: one statement per role --------------------------------------------------------------
+
+
+@pytest.mark.scenario("cross_account")
+def test_roles_whose_names_differ_only_in_punctuation_keep_their_own_key_policy_statements(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    key = bed.keys["main"]
+    second = bed.atlas.add_project("660000000000000000000022", "cmk-cross-second")
+    owner = bed.roles["key_admin"]["arn"]
+    shared = {"cmk_atlas_kms_key": key["arn"], "cmk_atlas_key_owner_role_arn": owner, **FAST}
+    hosts = {
+        "first": {"cmk_atlas_project_id": bed.projects["cross"], "cmk_atlas_iam_role_name": "atlas-kms-ab", **shared},
+        "second": {"cmk_atlas_project_id": second, "cmk_atlas_iam_role_name": "atlas_kms_ab", **shared},
+    }
+    for name, variables in hosts.items():
+        run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({name: variables})).assert_ok()
+    kms = bed.aws_client("kms", account="K")
+    policy = json.loads(kms.get_key_policy(KeyId=key["arn"].rsplit("/", 1)[1], PolicyName="default")["Policy"])
+    ours = {s["Sid"]: s["Principal"]["AWS"] for s in policy["Statement"] if s.get("Sid", "").startswith("MongoDBAtlasKeyAccess")}
+    assert ours == {
+        "MongoDBAtlasKeyAccessaws111111111111X2FatlasX2DkmsX2Dab": "arn:aws:iam::111111111111:role/atlas-kms-ab",
+        "MongoDBAtlasKeyAccessaws111111111111X2FatlasX5FkmsX5Fab": "arn:aws:iam::111111111111:role/atlas_kms_ab",
+    }
+    # Both projects keep their key: a converged re-run of the first changes nothing, and Atlas reports both valid.
+    bed.clear_logs()
+    rerun = run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"first": hosts["first"]})).assert_ok()
+    assert rerun.changed_tasks() == [] and bed.write_calls() == []
+    for group in (bed.projects["cross"], second):
+        assert bed.atlas.project_state(group)["encryptionAtRest"]["enabled"]
+    assert rerun.task(SUMMARY_TASK)["msg"]["valid"] is True
+
+
+# -- two runs at once ----------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("demo")
+def test_two_runs_at_once_leave_one_atlas_role_authorized_for_the_iam_role(run_playbook, clean_testbed, testbed_env, write_inventory):
+    import concurrent.futures
+
+    bed = clean_testbed
+    group = bed.projects["plain"]
+    inventory = write_inventory({"plain": project(bed, "plain", "atlas-kms-plain")})
+    # Both runs read at the same moment: neither sees the other's Atlas role before it plans its own.
+    bed.atlas.inject_fault("listGroupCloudProviderAccess", status=None, delay=1.5, count=2)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda _n: run_playbook(ENABLE, env=testbed_env, inventory=inventory), range(2)))
+    # Whatever the interleaving, a run that fails says what it wrote, and a re-run converges.
+    for run in runs:
+        if run.rc != 0:
+            assert "Writes made before it" in run.task(TASK)["msg"] or "found before any write" in run.task(TASK)["msg"], run.task(TASK)["msg"]
+    run_playbook(ENABLE, env=testbed_env, inventory=inventory).assert_ok()
+    roles = bed.atlas.project_state(group)["roles"]
+    role_arn = f"arn:aws:iam::{bed.accounts['R']}:role/atlas-kms-plain"
+    authorized = [role for role in roles if role["authorized"] and role["iamAssumedRoleArn"] == role_arn]
+    assert len(authorized) == 1, roles
+    assert [role for role in roles if not role["authorized"]] == [], roles
+    assert bed.atlas.project_state(group)["encryptionAtRest"]["roleId"] == authorized[0]["roleId"]

@@ -159,13 +159,17 @@ class RoleBasedAccess:
     # -- 1. read ---------------------------------------------------------------------------------
 
     def read(self):
-        """Every resource the procedure touches, once: Atlas first (cheap, and it decides what AWS must hold)."""
-        self.roles = self.atlas_roles.roles()
-        self.current = normalize_encryption(self.encryption.get(), self.roles)
-        self.clusters = read_clusters(self._atlas, self.project_id)
+        """Every resource the procedure touches, once.
+
+        The IAM role is read before the Atlas roles: a run creates its Atlas role before the IAM role that
+        trusts it, so an IAM role made by a concurrent run is never seen without the Atlas role it names.
+        """
         aws = self._aws()
         self.iam_role = read_role(aws, self.role_name)
         self.iam_role_arn = self.iam_role["arn"] if self.iam_role is not None else predicted_arn(aws, self.role_name, self.role_path)
+        self.roles = self.atlas_roles.roles()
+        self.current = normalize_encryption(self.encryption.get(), self.roles)
+        self.clusters = read_clusters(self._atlas, self.project_id)
         self.key_connection, self.key, self.key_policy = self._read_key()
 
     def _key_reference(self):
@@ -221,11 +225,7 @@ class RoleBasedAccess:
         self.key_arn, self.key_region = key_arn, region = self._key_target()
 
         # The Atlas role: the one authorized for the IAM role, else the one its trust names, else an unused one, else a new one.
-        external_id = ownership.external_id if ownership is not None and ownership.kind in ("ours", "trusts_project") else None
-        if ownership is not None and ownership.kind == "ours" and external_id is None:
-            # Paired by tag: the Atlas role is the one whose external id the trust names.
-            trusted = self.iam_role["trust_policy"]
-            external_id = next((r["external_id"] for r in self.roles if trust_policy_allows(trusted, r["atlas_aws_account_arn"], r["external_id"])), None)
+        external_id = self._trusted_external_id(ownership)
         try:
             selection = plan_atlas_role(self.roles, iam_role_arn=self.iam_role_arn, external_id=external_id, project_id=self.project_id, authorize=False)
         except ModuleInputError as error:
@@ -510,13 +510,23 @@ class RoleBasedAccess:
             ownership = role_ownership(self.iam_role, self.project_id, self.atlas_role["atlas_aws_account_arn"], external_ids)
             if ownership.kind not in ("ours", "trusts_project"):
                 raise
-            self._adopt_concurrent_atlas_role(ownership.external_id)
+            self._adopt_concurrent_atlas_role(self._trusted_external_id(ownership))
             actions, after = plan_iam_role(self.iam_role, self._desired_iam_role(self.atlas_role, self.key_arn))
             created = apply_actions(self._aws(), actions)
         if created is not None:
             after["arn"], after["role_id"] = created["Arn"], created["RoleId"]
             self.iam_role_arn = created["Arn"]
         self.iam_after = after
+
+    def _trusted_external_id(self, ownership):
+        """The external id of the project's Atlas role that the IAM role's trust names, for a role that is this project's."""
+        if ownership is None or ownership.kind not in ("ours", "trusts_project"):
+            return None
+        if ownership.external_id is not None:
+            return ownership.external_id
+        # Paired by tag: the Atlas role is the one whose external id the trust names.
+        trust = self.iam_role["trust_policy"]
+        return next((role["external_id"] for role in self.roles if trust_policy_allows(trust, role["atlas_aws_account_arn"], role["external_id"])), None)
 
     def _adopt_concurrent_atlas_role(self, external_id):
         """Use the Atlas role the other run's trust names; remove the one this run created and no longer needs."""

@@ -612,5 +612,5 @@ def test_a_concurrent_trust_naming_our_own_role_changes_nothing():
 def test_a_role_paired_by_tag_keeps_the_atlas_role_its_trust_names():
     unused = atlas_role(role_id="e" * 24, external_id="unused-external-id")
     paired = atlas_role(role_id=ROLE_ID, external_id=EXTERNAL_ID)
-    access, plan = planned(roles=[unused, paired], existing_role=iam_role())
+    access, _plan = planned(roles=[unused, paired], existing_role=iam_role())
     assert (access.selection.reused_by, access.atlas_role["role_id"]) == ("external_id", ROLE_ID)
