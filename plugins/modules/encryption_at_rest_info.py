@@ -109,6 +109,10 @@ encryption_at_rest:
       description: Whether Atlas reports that it can encrypt and decrypt with the key.
       type: bool
       sample: true
+enabled_for_search_nodes:
+  description: Whether the project's search nodes encrypt with the key too (C(enabledForSearchNodes), beside C(awsKms)).
+  returned: always
+  type: bool
 role:
   description: The Atlas cloud provider access role encryption at rest uses; null when it uses none.
   returned: always
@@ -171,9 +175,17 @@ def run(module):
     project_id = validate_project_id(module.params["project_id"])
     api = EncryptionAtRestApi(module.atlas, project_id, log=module.module.debug)
     roles = api.roles()
-    config = normalize(api.get(), roles)
+    settings = api.settings()
+    config = normalize(settings.get("awsKms"), roles)
     role = encryption_role(roles, config["role_id"]) if config["access_method"] == ACCESS_ROLE else None
-    module.exit(False, project_id=project_id, encryption_at_rest=config, role=role, clusters_using=clusters_using(api.clusters()))
+    module.exit(
+        False,
+        project_id=project_id,
+        encryption_at_rest=config,
+        enabled_for_search_nodes=settings.get("enabledForSearchNodes"),
+        role=role,
+        clusters_using=clusters_using(api.clusters()),
+    )
 
 
 def main():

@@ -133,6 +133,12 @@ options:
       - Encrypt every cluster of the project with the key. It cannot be combined with a list in O(clusters).
     type: bool
     default: false
+  enabled_for_search_nodes:
+    description:
+      - Whether the project's search nodes encrypt with the key too (C(enabledForSearchNodes), beside C(awsKms)).
+      - When unset, it is never sent and stays as it is. Changing it makes Atlas reprovision the search nodes and
+        rebuild their indexes; the module warns and the diff says so.
+    type: bool
   confirm_switch:
     description:
       - Confirms the switch from an access key to the IAM role, which Atlas cannot undo.
@@ -333,6 +339,10 @@ encryption_at_rest:
     valid:
       description: Whether Atlas reported the key usable.
       type: bool
+enabled_for_search_nodes:
+  description: Whether the project's search nodes encrypt with the key after the run.
+  returned: success
+  type: bool
 clusters:
   description: Every cluster of the project with its C(encryptionAtRestProvider) after the run.
   returned: success
@@ -391,6 +401,7 @@ ARGUMENT_SPEC = dict(
     policy_name=dict(type="str", default="cmk-atlas-kms-access"),
     clusters=dict(type="list", elements="str"),
     all_clusters=dict(type="bool", default=False),
+    enabled_for_search_nodes=dict(type="bool"),
     confirm_switch=dict(type="bool", default=False),
     deactivate_previous_access_key=dict(type="bool", default=False, no_log=False),
     authorize_timeout=dict(type="int", default=300),

@@ -389,8 +389,12 @@ class EncryptionAtRestApi:
         self._clock = clock or time.monotonic
         self._log = log
 
+    def settings(self):
+        """The whole answer: ``awsKms`` and the top-level ``enabledForSearchNodes``."""
+        return self.client.call("getGroupEncryptionAtRest", groupId=self.project_id) or {}
+
     def get(self):
-        return (self.client.call("getGroupEncryptionAtRest", groupId=self.project_id) or {}).get("awsKms") or {}
+        return self.settings().get("awsKms") or {}
 
     def roles(self):
         return CloudProviderAccess(self.client, self.project_id).roles()
@@ -404,11 +408,15 @@ class EncryptionAtRestApi:
     def clock(self):
         return self._clock()
 
-    def update(self, aws_kms, timeout):
-        """PATCH ``awsKms``, repeating Atlas's propagation answers for up to ``timeout`` seconds; return the new ``awsKms``."""
+    def update(self, aws_kms, timeout, enabled_for_search_nodes=None):
+        """PATCH ``awsKms`` (and, when not None, ``enabledForSearchNodes``), repeating Atlas's propagation answers for up
+        to ``timeout`` seconds; return the new ``awsKms``."""
+        body = {"awsKms": aws_kms} if aws_kms else {}
+        if enabled_for_search_nodes is not None:
+            body["enabledForSearchNodes"] = enabled_for_search_nodes
 
         def attempt():
-            return self.client.call("updateGroupEncryptionAtRest", body={"awsKms": aws_kms}, groupId=self.project_id)
+            return self.client.call("updateGroupEncryptionAtRest", body=body, groupId=self.project_id)
 
         answer = retry_on_error_codes(
             attempt, TRANSIENT_CODES, max(timeout, 0), sleep=self._sleep, clock=self._clock, interval=FIRST_INTERVAL, max_interval=MAX_INTERVAL, log=self._log

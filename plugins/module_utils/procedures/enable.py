@@ -168,7 +168,9 @@ class RoleBasedAccess:
         self.iam_role = read_role(aws, self.role_name)
         self.iam_role_arn = self.iam_role["arn"] if self.iam_role is not None else predicted_arn(aws, self.role_name, self.role_path)
         self.roles = self.atlas_roles.roles()
-        self.current = normalize_encryption(self.encryption.get(), self.roles)
+        settings = self.encryption.settings()
+        self.current = normalize_encryption(settings.get("awsKms"), self.roles)
+        self.search_nodes = settings.get("enabledForSearchNodes")
         self.clusters = read_clusters(self._atlas, self.project_id)
         self.key_connection, self.key, self.key_policy = self._read_key()
 
@@ -395,11 +397,18 @@ class RoleBasedAccess:
                 "rotate to the new key with cmk.atlas.rotate, which keeps the old key reachable for the snapshots taken under it, or keep the current key",
             )
         self.previous_access_key = current["access_key_id"] if encryption.switch else None
-        if encryption.body:
-            what = "switch" if encryption.switch else "set"
-            self.plan.step(
-                f"{what} encryption at rest of project {self.project_id} ({', '.join(sorted(encryption.body))}) and wait for valid", self._apply_encryption
+        wanted = self.params["enabled_for_search_nodes"]
+        # Unset: never sent, the current value stays. A change reprovisions search nodes and rebuilds their indexes.
+        self.search_nodes_change = wanted if wanted is not None and wanted != bool(self.search_nodes) else None
+        if self.search_nodes_change is not None:
+            self.plan.warnings.append(
+                f"Project {self.project_id}: enabledForSearchNodes goes from {bool(self.search_nodes)} to {wanted}; "
+                "Atlas reprovisions the project's search nodes and rebuilds their indexes"
             )
+        if encryption.body or self.search_nodes_change is not None:
+            what = "switch" if encryption.switch else "set"
+            fields = sorted(encryption.body) + (["enabledForSearchNodes"] if self.search_nodes_change is not None else [])
+            self.plan.step(f"{what} encryption at rest of project {self.project_id} ({', '.join(fields)}) and wait for valid", self._apply_encryption)
         elif current["enabled"] and self.plan.steps:
             # The settings stay, the access under them changes: Atlas must still report the key valid afterwards.
             self.plan.step(f"confirm that Atlas reports the key of project {self.project_id} valid", self._confirm_valid)
@@ -483,7 +492,12 @@ class RoleBasedAccess:
             self.plan.diffs.append(diff_of(normalize_policy(self.key_policy), normalize_policy(self.key_policy_after), header, header))
         if self.encryption_plan is not None:
             header = f"encryption at rest (project {self.project_id})"
-            self.plan.diffs.append(diff_of(diff_view(self.encryption_plan.before), diff_view(self.encryption_plan.after), header, header))
+            before, after = diff_view(self.encryption_plan.before), diff_view(self.encryption_plan.after)
+            before["enabled_for_search_nodes"] = bool(self.search_nodes)
+            after["enabled_for_search_nodes"] = bool(self.search_nodes) if self.search_nodes_change is None else self.search_nodes_change
+            if self.search_nodes_change is not None:
+                header += ": enabledForSearchNodes changes, so Atlas reprovisions search nodes and rebuilds their indexes"
+            self.plan.diffs.append(diff_of(before, after, header, header))
         if self.cluster_plan is not None:
             results = cluster_results(self.cluster_plan, "AWS")
             header = f"clusters' encryptionAtRestProvider (project {self.project_id})"
@@ -545,8 +559,8 @@ class RoleBasedAccess:
         body = dict(self.encryption_plan.body)
         if "roleId" in body:
             body["roleId"] = self.authorized_role["role_id"]
-        aws_kms = self.encryption.update(body, self.params["authorize_timeout"])
-        self._wait_valid(aws_kms)
+        aws_kms = self.encryption.update(body, self.params["authorize_timeout"], enabled_for_search_nodes=self.search_nodes_change)
+        self._wait_valid(aws_kms or None)
 
     def _confirm_valid(self):
         self._wait_valid(None)
@@ -614,5 +628,6 @@ class RoleBasedAccess:
             or (self.previous_access_key if self.check_mode and self.params["deactivate_previous_access_key"] else None),
             "encryption_at_rest_before": self.current,
             "encryption_at_rest": encryption,
+            "enabled_for_search_nodes": bool(self.search_nodes) if self.search_nodes_change is None else self.search_nodes_change,
             "clusters": clusters,
         }

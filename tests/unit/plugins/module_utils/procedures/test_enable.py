@@ -10,6 +10,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import buil
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import key_metadata
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures import enable as pka
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.engine import PlanRefusedError
+from ansible_collections.cmk.atlas.plugins.modules.key_management import ARGUMENT_SPEC
 
 PROJECT = "5f1a2b3c4d5e6f7a8b9c0d1e"
 OTHER_PROJECT = "6f1a2b3c4d5e6f7a8b9c0d1f"
@@ -58,31 +59,9 @@ class FakeAws:
 
 
 def module_params(**overrides):
-    """The module's options as Ansible hands them over (defaults filled in)."""
-    params = {
-        "project_id": PROJECT,
-        "procedure": "enable",
-        "iam_role_name": ROLE_NAME,
-        "iam_role_path": "/",
-        "iam_role_description": None,
-        "iam_role_tags": None,
-        "adopt_iam_role": False,
-        "kms_key": KEY_ARN,
-        "key_region": None,
-        "key_owner_assume_role_arn": None,
-        "source_ips": None,
-        "required_source_ips": None,
-        "key_policy_source_ips": True,
-        "policy_name": "cmk-atlas-kms-access",
-        "clusters": None,
-        "all_clusters": False,
-        "confirm_switch": False,
-        "deactivate_previous_access_key": False,
-        "authorize_timeout": 0,
-        "valid_timeout": 0,
-        "cluster_timeout": 0,
-        "message_names": "module",
-    }
+    """The module's options as Ansible hands them over: the argument spec's defaults, then the values of these tests."""
+    params = {name: option.get("default") for name, option in ARGUMENT_SPEC.items()}
+    params.update(project_id=PROJECT, procedure="enable", iam_role_name=ROLE_NAME, kms_key=KEY_ARN, authorize_timeout=0, valid_timeout=0, cluster_timeout=0)
     params.update(overrides)
     return params
 
@@ -178,6 +157,7 @@ def procedure(
     existing_role=None,
     key=_DEFAULT,
     key_policy=_DEFAULT,
+    search_nodes=None,
     **params,
 ):
     """A RoleBasedAccess with what read() would have found: by default a fresh project with one unused Atlas role,
@@ -186,6 +166,7 @@ def procedure(
     access.roles = [atlas_role()] if roles is _DEFAULT else roles
     access.current = none_config() if current is _DEFAULT else current
     access.clusters = [normalize_cluster(cluster) for cluster in atlas_clusters]
+    access.search_nodes = search_nodes
     access.iam_role = existing_role
     access.iam_role_arn = existing_role["arn"] if existing_role is not None else ROLE_ARN
     access.key = kms_key() if key is _DEFAULT else key
@@ -614,3 +595,30 @@ def test_a_role_paired_by_tag_keeps_the_atlas_role_its_trust_names():
     paired = atlas_role(role_id=ROLE_ID, external_id=EXTERNAL_ID)
     access, _plan = planned(roles=[unused, paired], existing_role=iam_role())
     assert (access.selection.reused_by, access.atlas_role["role_id"]) == ("external_id", ROLE_ID)
+
+
+# -- search nodes --------------------------------------------------------------------------------------
+
+
+def test_search_nodes_unset_is_never_planned():
+    _access, plan = planned(roles=[atlas_role(iam_role_arn=ROLE_ARN, used=True)], existing_role=iam_role(), current=role_config(), search_nodes=True)
+    assert plan.changes == [] and not [text for text in plan.warnings if "enabledForSearchNodes" in text]
+
+
+def test_changing_search_nodes_is_one_patch_and_says_that_indexes_are_rebuilt():
+    access, plan = planned(
+        roles=[atlas_role(iam_role_arn=ROLE_ARN, used=True)], existing_role=iam_role(), current=role_config(), search_nodes=False, enabled_for_search_nodes=True
+    )
+    assert plan.changes == [f"set encryption at rest of project {PROJECT} (enabledForSearchNodes) and wait for valid"]
+    assert any("rebuilds their indexes" in text for text in plan.warnings)
+    (diff,) = [diff for diff in plan.diffs if diff["before_header"].startswith("encryption at rest")]
+    assert (diff["before"]["enabled_for_search_nodes"], diff["after"]["enabled_for_search_nodes"]) == (False, True)
+    assert "rebuilds their indexes" in diff["after_header"]
+    assert access.search_nodes_change is True
+
+
+def test_search_nodes_already_as_wanted_changes_nothing():
+    _access, plan = planned(
+        roles=[atlas_role(iam_role_arn=ROLE_ARN, used=True)], existing_role=iam_role(), current=role_config(), search_nodes=True, enabled_for_search_nodes=True
+    )
+    assert plan.changes == []
