@@ -155,12 +155,19 @@ def _relax_known_defects(spec):
       is dropped and ``oneOf`` becomes ``anyOf``.
     - Its ``cloudProvider`` is ``readOnly`` but is the discriminator, so a request must carry it (Atlas's
       SDKs send it on create). ``readOnly`` is dropped.
+    - An AWS cloud provider access role that is not authorized yet comes with ``iamAssumedRoleArn`` and
+      ``authorizedDate`` as ``null`` (not left out), which the spec types as plain strings: both are made
+      ``nullable`` (a value that is there must still be a string of the right form).
     - ``Group.name``'s pattern uses ``\p{L}\p{N}``, which Python's ``re`` cannot compile; it is rewritten
       to ``\w`` inside the same class (which also holds ``_``, so the set of names is the same).
     """
     schemas = spec["components"]["schemas"]
     role_id = schemas["AWSKMSConfiguration"]["properties"]["roleId"]
     role_id.pop("writeOnly", None)
+    for part in schemas["CloudProviderAccessAWSIAMRole"].get("allOf", []):
+        for field in ("iamAssumedRoleArn", "authorizedDate"):
+            if field in part.get("properties", {}):
+                part["properties"][field]["nullable"] = True
     for name in EAR_PRIVATE_ENDPOINT_SCHEMAS:
         properties = (schemas.get(name) or {}).get("properties") or {}
         region = properties.get("regionName")

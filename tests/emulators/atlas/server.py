@@ -729,9 +729,9 @@ class AtlasEmulator:
             "createdDate": iso(role.created),
             "featureUsages": [{"featureType": "ENCRYPTION_AT_REST", "featureId": None}] if project.role_in_use(role.role_id) else [],
         }
-        if role.authorized is not None:
-            body["authorizedDate"] = iso(role.authorized)
-            body["iamAssumedRoleArn"] = role.iam_role_arn
+        # Real Atlas sends both as null until the role is authorized (it does not leave them out).
+        body["authorizedDate"] = iso(role.authorized) if role.authorized is not None else None
+        body["iamAssumedRoleArn"] = role.iam_role_arn if role.authorized is not None else None
         return body
 
     def _sources(self, project, clusters=None):

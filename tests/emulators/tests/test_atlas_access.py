@@ -70,7 +70,8 @@ def test_create_role_returns_atlas_account_and_a_fresh_external_id(scenario, api
     assert str(uuid.UUID(first["atlasAssumedRoleExternalId"])) == first["atlasAssumedRoleExternalId"]
     assert first["atlasAssumedRoleExternalId"] != second["atlasAssumedRoleExternalId"]
     assert first["featureUsages"] == []
-    assert "authorizedDate" not in first
+    # Not authorized yet: Atlas sends both as null, it does not leave them out.
+    assert (first["authorizedDate"], first["iamAssumedRoleArn"]) == (None, None)
     listed = api.get(f"/groups/{scenario.group_id}/cloudProviderAccess").json()
     assert [r["roleId"] for r in listed["awsIamRoles"]] == [first["roleId"], second["roleId"]]
     assert api.get(f"/groups/{scenario.group_id}/cloudProviderAccess/{first['roleId']}").json() == first

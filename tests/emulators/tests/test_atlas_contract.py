@@ -153,3 +153,19 @@ def test_group_name_pattern_is_checked(contract):
     assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), group) == []
     assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), {**group, "name": "two words"})
     assert contract.validate_response("GET", path, ACCEPT, 200, ok_headers(), {**group, "clusterCount": None})
+
+
+def test_an_unauthorized_role_may_carry_nulls_but_not_other_types(contract):
+    role = {
+        "providerName": "AWS",
+        "roleId": GROUP,
+        "atlasAWSAccountArn": "arn:aws:iam::536727724300:root",
+        "atlasAssumedRoleExternalId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "createdDate": "2024-01-01T00:00:00Z",
+        "featureUsages": [],
+        "authorizedDate": None,
+        "iamAssumedRoleArn": None,
+    }
+    path = f"/api/atlas/v2/groups/{GROUP}/cloudProviderAccess"
+    assert contract.validate_response("POST", path, ACCEPT, 200, ok_headers(), role) == []
+    assert contract.validate_response("POST", path, ACCEPT, 200, ok_headers(), dict(role, iamAssumedRoleArn=42))
