@@ -36,7 +36,7 @@ SCENARIO_FILE = os.path.join(TESTS, "emulators", "scenarios", "demo.yaml")
 COLLECTIONS = os.path.join(REPO, ".ansible", "demo", "collections")
 # The virtual environment's bin directory, as called (not resolved: .venv/bin/python is a link).
 BIN = os.path.dirname(os.path.abspath(sys.executable))
-PLAYBOOKS = ("playbooks/enable.yml", "playbooks/switch.yml", "playbooks/tasks/key_management.yml")
+PLAYBOOKS = ("playbooks/enable.yml", "playbooks/switch.yml", "roles/enable/tasks/key_management.yml", "roles/switch/tasks/main.yml")
 
 TESTBED_START_TIMEOUT = 90
 TESTBED_STOP_TIMEOUT = 20

@@ -155,7 +155,7 @@ def write_inventory(tmp_path):
 # -- helpers for the playbook tests -----------------------------------------------------------------
 
 UNKNOWN = "(known after apply)"
-SUMMARY_TASK = "Summarize the project"
+SUMMARY_TASK = "cmk.atlas.enable : Summarize the project"
 
 
 def matches_prediction(predicted, actual):

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.integration
 PLAYBOOK = "cmk.atlas.enable"
 # cmk.atlas.key_management: reads every resource once, judges the planned state, then writes the Atlas role,
 # the IAM role, the key policy where needed, the authorization, encryption at rest and the clusters, in one task.
-TASK = "Plan and apply customer key management for the project"
-SOURCES_TASK = "Collect the addresses Atlas reaches KMS from"
+TASK = "cmk.atlas.enable : Plan and apply customer key management for the project"
+SOURCES_TASK = "cmk.atlas.enable : Collect the addresses Atlas reaches KMS from"
 # Small bounds, so that faults do not make a test wait.
 FAST = {
     "cmk_atlas_connection": {"retries": 1, "timeout": 10},
@@ -256,12 +256,12 @@ def test_argument_validation_reports_every_wrong_variable_at_once(run_playbook, 
     bed.clear_logs()
     run = run_playbook(PLAYBOOK, env=testbed_env, inventory=inventory)
     assert run.rc != 0
-    assert run.failed_tasks() == ["Stop on wrong variables, naming every one"] * 3
+    assert run.failed_tasks() == ["cmk.atlas.enable : Stop on wrong variables, naming every one"] * 3
     for host, other in (("first", "second"), ("second", "first")):
-        shared = run.task("Stop on wrong variables, naming every one", host=host)["msg"]
+        shared = run.task("cmk.atlas.enable : Stop on wrong variables, naming every one", host=host)["msg"]
         assert f"cmk.atlas.enable: 1 wrong variable(s) for {host}" in shared
         assert f"cmk_atlas_iam_role_name 'atlas-kms-shared' is also the IAM role of {other} in the same AWS account" in shared
-    message = run.task("Stop on wrong variables, naming every one", host="broken")["msg"]
+    message = run.task("cmk.atlas.enable : Stop on wrong variables, naming every one", host="broken")["msg"]
     assert message.startswith("cmk.atlas.enable: 10 wrong variable(s) for broken; nothing was read or written.")
     for expected in (
         "missing required arguments: cmk_atlas_kms_key",

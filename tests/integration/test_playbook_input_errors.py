@@ -7,7 +7,7 @@ from .test_playbook_enable import FAST, PLAYBOOK, project
 
 pytestmark = pytest.mark.integration
 
-VALIDATE_TASK = "Stop on wrong variables, naming every one"
+VALIDATE_TASK = "cmk.atlas.enable : Stop on wrong variables, naming every one"
 UNKNOWN_PROJECT = "0123456789abcdef01234567"
 
 

@@ -11,7 +11,7 @@ from .conftest import SUMMARY_TASK, successful_writes
 pytestmark = pytest.mark.integration
 
 ENABLE = "cmk.atlas.enable"
-TASK = "Plan and apply customer key management for the project"
+TASK = "cmk.atlas.enable : Plan and apply customer key management for the project"
 FAST = {"cmk_atlas_connection": {"retries": 1, "timeout": 10}, "cmk_atlas_authorize_timeout": 5, "cmk_atlas_valid_timeout": 5}
 ATLAS_ACCOUNT_ARN = "arn:aws:iam::536727724300:root"
 
@@ -289,3 +289,39 @@ def test_two_runs_at_once_leave_one_atlas_role_authorized_for_the_iam_role(run_p
     assert len(authorized) == 1, roles
     assert [role for role in roles if not role["authorized"]] == [], roles
     assert bed.atlas.project_state(group)["encryptionAtRest"]["roleId"] == authorized[0]["roleId"]
+
+
+# -- search nodes --------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("demo")
+def test_search_nodes_are_left_alone_unless_set_and_a_change_is_previewed(run_playbook, clean_testbed, testbed_env, write_inventory):
+    from emulators.atlas.testing import AtlasClient
+
+    bed = clean_testbed
+    api = AtlasClient(bed.atlas_url, bed.api_key["public_key"], bed.api_key["private_key"])
+    group = bed.projects["plain"]
+
+    def search_nodes():
+        return api.get(f"/groups/{group}/encryptionAtRest").json()["enabledForSearchNodes"]
+
+    variables = project(bed, "plain", "atlas-kms-plain")
+    run = run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"plain": variables})).assert_ok()
+    updates = [entry for entry in bed.atlas.request_log() if entry["operation_id"] == "updateGroupEncryptionAtRest" and entry["status"] == 200]
+    assert len(updates) == 1 and search_nodes() is False
+    assert run.task(SUMMARY_TASK)["msg"]["enabled_for_search_nodes"] is False
+
+    variables["cmk_atlas_enabled_for_search_nodes"] = True
+    inventory = write_inventory({"plain": variables})
+    bed.clear_logs()
+    check = run_playbook(ENABLE, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
+    assert check.task(TASK)["changes"] == [f"set encryption at rest of project {group} (enabledForSearchNodes) and wait for valid"]
+    assert "rebuilds their indexes" in check.output
+    assert successful_writes(bed) == []
+
+    run = run_playbook(ENABLE, env=testbed_env, inventory=inventory).assert_ok()
+    assert search_nodes() is True
+    assert run.task(SUMMARY_TASK)["msg"]["enabled_for_search_nodes"] is True
+    bed.clear_logs()
+    assert run_playbook(ENABLE, env=testbed_env, inventory=inventory).assert_ok().changed_tasks() == []
+    assert bed.write_calls() == []

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.scenario("cross_account")]
 PLAYBOOK = "cmk.atlas.enable"
 ROLE_NAME = "atlas-kms-cross"
 # cmk.atlas.key_management: every resource read once, then the writes in this order, in one task.
-TASK = "Plan and apply customer key management for the project"
+TASK = "cmk.atlas.enable : Plan and apply customer key management for the project"
 ATLAS_ROLE, IAM_ROLE, KEY_POLICY, AUTHORIZE, ENCRYPTION, CLUSTERS = (
     "create an Atlas cloud provider access role",
     "IAM role",
@@ -24,14 +24,16 @@ STEPS = [ATLAS_ROLE, IAM_ROLE, KEY_POLICY, AUTHORIZE, ENCRYPTION, CLUSTERS]
 # (system, operation, the write that fails or None for a read, how the re-run finds the Atlas role). Atlas answers
 # 503 more often than the one retry allowed; AWS answers AccessDenied, which is not retried. The key owner's role
 # is assumed to read the key before anything is written; a failure after the Atlas role was created leaves that
-# role unauthorized ("unused_role"), one after the authorization leaves it authorized for the IAM role ("iam_role_arn").
+# role unauthorized: before the IAM role exists the re-run finds it as the unused one ("unused_role"), once the IAM
+# role's trust names it as the one that trust names ("external_id"); after the authorization it is authorized for the
+# IAM role ("iam_role_arn").
 FAULTS = [
     ("atlas", "createGroupCloudProviderAccess", ATLAS_ROLE, "created"),
     ("aws", "AssumeRole", None, "created"),
     ("aws", "CreateRole", IAM_ROLE, "unused_role"),
-    ("aws", "PutRolePolicy", IAM_ROLE, "unused_role"),
-    ("aws", "PutKeyPolicy", KEY_POLICY, "unused_role"),
-    ("atlas", "authorizeGroupCloudProviderAccessRole", AUTHORIZE, "unused_role"),
+    ("aws", "PutRolePolicy", IAM_ROLE, "external_id"),
+    ("aws", "PutKeyPolicy", KEY_POLICY, "external_id"),
+    ("atlas", "authorizeGroupCloudProviderAccessRole", AUTHORIZE, "external_id"),
     ("atlas", "updateGroupEncryptionAtRest", ENCRYPTION, "iam_role_arn"),
     ("atlas", "updateGroupCluster", CLUSTERS, "iam_role_arn"),
 ]
@@ -101,7 +103,7 @@ def test_a_run_broken_at_any_step_is_resumed_by_a_clean_rerun(
     # The failure names the write that failed and every write made before it, in order; a re-run continues from there.
     done = STEPS[: STEPS.index(failing_step)] if failing_step else []
     if failing_step:
-        failed, _, rest = message.partition(" failed: ")
+        failed, _sep, rest = message.partition(" failed: ")
         assert kind(failed) == failing_step, message
         if done:
             assert [kind(change) for change in writes_made(rest)] == done, message
@@ -192,7 +194,7 @@ def test_authorize_timeout_of_the_playbook_bounds_the_wait(run_playbook, clean_t
     bed.atlas.set_propagation_delay(0)
     bed.clear_logs()
     resumed = run_playbook(PLAYBOOK, env=testbed_env, inventory=write_inventory({"empty": dict(variables, cmk_atlas_authorize_timeout=60)})).assert_ok()
-    assert (resumed.task(TASK)["reused_by"], resumed.task(TASK)["role_id"]) == ("unused_role", role["roleId"])
+    assert (resumed.task(TASK)["reused_by"], resumed.task(TASK)["role_id"]) == ("external_id", role["roleId"])
     assert [kind(change) for change in resumed.task(TASK)["changes"]] == [AUTHORIZE, ENCRYPTION]
     assert ("atlas", "createGroupCloudProviderAccess") not in successful_writes(bed)
     assert resumed.task(SUMMARY_TASK)["msg"]["valid"] is True

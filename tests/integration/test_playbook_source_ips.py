@@ -14,9 +14,9 @@ pytestmark = pytest.mark.integration
 PLAIN = "660000000000000000000011"
 POLICY = "cmk-atlas-kms-access"
 ROLE = "atlas-kms-plain"
-TASK = "Plan and apply customer key management for the project"
-SOURCES_TASK = "Collect the addresses Atlas reaches KMS from"
-REPORT_TASK = "Report the project"
+TASK = "cmk.atlas.enable : Plan and apply customer key management for the project"
+SOURCES_TASK = "cmk.atlas.enable : Collect the addresses Atlas reaches KMS from"
+REPORT_TASK = "cmk.atlas.verify : Report the project"
 FAST = {
     "cmk_atlas_connection": {"retries": 1, "timeout": 10},
     "cmk_atlas_authorize_timeout": 5,
@@ -103,7 +103,7 @@ def test_atlas_addresses_in_the_policy_drift_found_previewed_and_fixed_in_one_wr
     assert report["drifted"] == ["valid", "source_ips"]
     assert report["source_ips"]["to_add"] == ["203.0.113.250/32"]
     assert report["source_ips"]["to_remove"] == [old_cidr]
-    assert "203.0.113.250/32" in run.task("Fail on drift")["msg"]
+    assert "203.0.113.250/32" in run.task("cmk.atlas.verify : Fail on drift")["msg"]
     assert bed.write_calls() == []
 
     # Check mode shows the list that replaces the old one (the address added and the one removed) and writes nothing.

@@ -5,13 +5,14 @@ the planned state and refuses an unconfirmed switch before the first write."""
 
 import pytest
 
-from .conftest import SUMMARY_TASK, UNKNOWN, matches_prediction, successful_writes
+from .conftest import UNKNOWN, matches_prediction, successful_writes
 
 pytestmark = [pytest.mark.integration, pytest.mark.scenario("demo")]
 
 PLAYBOOK = "cmk.atlas.switch"
 ROLE_NAME = "atlas-kms-legacy-role"
-TASK = "Plan and apply customer key management for the project"
+TASK = "cmk.atlas.switch : Plan and apply customer key management for the project"
+SUMMARY_TASK = "cmk.atlas.switch : Summarize the project"
 # What a switch writes, in this order within each system: the Atlas role, its authorization and encryption at
 # rest through it; the IAM role (trusting the Atlas role's external ID) and its inline KMS policy. The key policy
 # of a key in the IAM role's own account already delegates to IAM, so it is not written.

@@ -8,8 +8,8 @@ pytestmark = pytest.mark.integration
 
 VERIFY = "cmk.atlas.verify"
 ENABLE = "cmk.atlas.enable"
-TASK = "Read and judge the project as enable would"
-REPORT_TASK = "Report the project"
+TASK = "cmk.atlas.verify : Read and judge the project as enable would"
+REPORT_TASK = "cmk.atlas.verify : Report the project"
 FAST = {"cmk_atlas_connection": {"retries": 1, "timeout": 10}, "cmk_atlas_authorize_timeout": 5, "cmk_atlas_valid_timeout": 5}
 ROLE = "atlas-kms-plain"
 
@@ -71,7 +71,7 @@ def test_drift_is_reported_with_what_enable_would_do_and_nothing_is_written(run_
     assert report["drifted"] == ["trust_policy", "kms_permissions"], report
     assert any("extra" in text and "s3:*" in text for text in report["permissions_beyond_kms"]), report
     assert any("trust policy" in change for change in report["changes"]), report
-    assert "trust_policy, kms_permissions" in run.task("Fail on drift")["msg"]
+    assert "trust_policy, kms_permissions" in run.task("cmk.atlas.verify : Fail on drift")["msg"]
     assert bed.write_calls() == []
 
     # Without failing, the report is the same.

@@ -161,14 +161,15 @@ class RoleBasedAccess:
     def read(self):
         """Every resource the procedure touches, once.
 
-        The IAM role is read before the Atlas roles: a run creates its Atlas role before the IAM role that
-        trusts it, so an IAM role made by a concurrent run is never seen without the Atlas role it names.
+        The project's settings come first (a wrong project id stops the run before any AWS call); the IAM role
+        is read before the Atlas roles: a run creates its Atlas role before the IAM role that trusts it, so an
+        IAM role made by a concurrent run is never seen without the Atlas role it names.
         """
+        settings = self.encryption.settings()
         aws = self._aws()
         self.iam_role = read_role(aws, self.role_name)
         self.iam_role_arn = self.iam_role["arn"] if self.iam_role is not None else predicted_arn(aws, self.role_name, self.role_path)
         self.roles = self.atlas_roles.roles()
-        settings = self.encryption.settings()
         self.current = normalize_encryption(settings.get("awsKms"), self.roles)
         self.search_nodes = settings.get("enabledForSearchNodes")
         self.clusters = read_clusters(self._atlas, self.project_id)

@@ -110,14 +110,14 @@ def test_key_in_region_atlas_does_not_support():
 
 
 def _validate_yml_vars():
-    with open(os.path.join(REPO_ROOT, "playbooks", "tasks", "validate.yml")) as handle:
+    with open(os.path.join(REPO_ROOT, "roles", "enable", "tasks", "checks.yml")) as handle:
         tasks = yaml.safe_load(handle)
     (found,) = [task["vars"] for task in tasks if "cmk_atlas_kms_regions" in task.get("vars", {})]
     return found
 
 
 def test_playbook_variable_check_knows_the_same_regions():
-    # playbooks/tasks/validate.yml refuses an unknown region before any call; its copy of the list must not drift.
+    # roles/enable/tasks/checks.yml refuses an unknown region before any call; its copy of the list must not drift.
     assert _validate_yml_vars()["cmk_atlas_kms_regions"] == list(regions.AWS_KMS_REGIONS)
 
 
