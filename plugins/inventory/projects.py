@@ -30,7 +30,7 @@ description:
     C(plugin) set to V(cmk.atlas.projects). The plugin must be enabled, in C(enable_plugins) of the C([inventory]) section
     of C(ansible.cfg) or in E(ANSIBLE_INVENTORY_ENABLED).
 author:
-  - cmk.atlas maintainers
+  - cmk.atlas maintainers (@cmk-atlas)
 extends_documentation_fragment:
   - constructed
   - inventory_cache

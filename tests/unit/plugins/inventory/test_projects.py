@@ -7,6 +7,7 @@ import yaml
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.plugins.loader import inventory_loader
 
 from ansible_collections.cmk.atlas.plugins.inventory import projects
@@ -86,6 +87,8 @@ def plugin():
     inventory_loader._load_config_defs("cmk.atlas.projects", projects, projects.__file__)
     module = projects.InventoryModule()
     module._load_name = module.ansible_name = "cmk.atlas.projects"
+    # Set by the plugin loader too; ansible-core 2.17 and 2.18 read it in parse().
+    module._redirected_names = ["cmk.atlas.projects"]
     return module
 
 
@@ -329,8 +332,8 @@ def test_client_params_from_options_and_environment(plugin, tmp_path, monkeypatc
     monkeypatch.setenv("MONGODB_ATLAS_BASE_URL", "http://127.0.0.1:9/")
     path = tmp_path / "x.atlas_projects.yml"
     path.write_text(yaml.safe_dump({"plugin": "cmk.atlas.projects", "timeout": 7, "retries": 0}))
-    plugin.loader = DataLoader()
-    plugin._vars = {}
+    # The base parse() sets the loader, the variables and (ansible-core before 2.19) the templar.
+    BaseInventoryPlugin.parse(plugin, InventoryData(), DataLoader(), str(path), cache=False)
     plugin._read_config_data(str(path))
     params = plugin.client_params()
     assert params == {
@@ -355,8 +358,8 @@ def test_templated_secret(plugin, tmp_path, monkeypatch, clean_env):
     monkeypatch.setenv("CMK_TEST_PRIVATE", PRIVATE_KEY)
     path = tmp_path / "x.atlas_projects.yml"
     path.write_text("plugin: cmk.atlas.projects\npublic_key: pub\nprivate_key: \"{{ lookup('env', 'CMK_TEST_PRIVATE') }}\"\n")
-    plugin.loader = DataLoader()
-    plugin._vars = {}
+    # The base parse() sets the loader, the variables and (ansible-core before 2.19) the templar.
+    BaseInventoryPlugin.parse(plugin, InventoryData(), DataLoader(), str(path), cache=False)
     plugin._read_config_data(str(path))
     assert plugin.client_params()["private_key"] == PRIVATE_KEY
 

@@ -1,7 +1,20 @@
+import contextlib
+import json
+from unittest import mock
+
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from ansible.module_utils import basic
 
 from ansible_collections.cmk.atlas.plugins.module_utils import _module as base
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19 (make compat): AnsibleModule reads its arguments from basic._ANSIBLE_ARGS
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()):
+            yield
 
 
 @pytest.mark.parametrize(
