@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
+from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
 from ansible_collections.cmk.atlas.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
 
 try:
@@ -935,29 +936,30 @@ def retry_on_error_codes(fn, codes, timeout, sleep=None, clock=None, interval=5.
     while a new IAM role propagates. Other errors propagate at once. When time is up the last
     error is raised, noting how long it was retried.
     """
-    sleep = sleep or time.sleep
-    clock = clock or time.monotonic
     codes = frozenset(codes)
-    started = clock()
-    deadline = started + timeout
-    delay = interval
-    attempts = 0
-    while True:
-        attempts += 1
+    state = {}
+
+    def attempt():
         try:
-            return fn()
+            state["answer"] = fn()
         except AtlasApiError as error:
             if error.error_code not in codes:
                 raise
-            remaining = deadline - clock()
-            if remaining <= 0:
-                error.note = f"still {error.error_code} after {attempts} tries over {clock() - started:.0f} s"
-                raise
-            wait = min(delay, remaining)
-            if log is not None:
-                log(f"{COLLECTION_NAME}: {error.operation} answered {error.error_code}; trying again in {wait:.1f} s")
-            sleep(wait)
-            delay = min(delay * 2, max_interval)
+            state["error"] = error
+            return False
+        return True
+
+    def tell(wait):
+        if log is not None:
+            error = state["error"]
+            log(f"{COLLECTION_NAME}: {error.operation} answered {error.error_code}; trying again in {wait:.1f} s")
+
+    polled = poll(attempt, timeout, interval, max_interval, sleep=sleep, clock=clock, log=tell)
+    if polled.done:
+        return state["answer"]
+    error = state["error"]
+    error.note = f"still {error.error_code} after {polled.attempts} tries over {polled.elapsed:.0f} s"
+    raise error
 
 
 def atlas_client_from_module(module, **client_kwargs):

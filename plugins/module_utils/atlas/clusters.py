@@ -17,6 +17,7 @@ import collections
 import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ModuleInputError
+from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError
 
 AWS = "AWS"
@@ -304,8 +305,6 @@ class ClusterEncryption:
 
         Raises ClusterWaitTimeoutError naming the clusters still busy after ``timeout`` seconds.
         """
-        started = self._clock()
-        deadline = started + timeout
 
         def settled(name):
             cluster = latest[name]
@@ -313,21 +312,25 @@ class ClusterEncryption:
             return cluster["state_name"] == IDLE and cluster["provider"] == provider
 
         pending = [name for name in names if not settled(name)]
-        while pending:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                states = ", ".join(f"{name} ({latest[name]['state_name']})" for name in pending)
-                raise ClusterWaitTimeoutError(
-                    f"Clusters of project {self.project_id} were not IDLE with encryptionAtRestProvider {provider} after "
-                    f"{timeout} s (wait_timeout): {states}. Atlas goes on with the change; run the task again to wait "
-                    "for it, or raise wait_timeout.",
-                    pending,
-                    latest,
-                )
-            delay = min(interval, remaining)
-            self._debug(f"waiting {delay:.1f} s for clusters {', '.join(pending)} to be IDLE")
-            self._sleep(delay)
-            for name in pending:
-                latest[name] = get_cluster(self.client, self.project_id, name)
-            pending = [name for name in pending if not settled(name)]
+        state = {"first": True}
+
+        def idle():
+            if not state.pop("first", False):
+                for name in pending:
+                    latest[name] = get_cluster(self.client, self.project_id, name)
+            pending[:] = [name for name in pending if not settled(name)]
+            return not pending
+
+        def tell(wait):
+            self._debug(f"waiting {wait:.1f} s for clusters {', '.join(pending)} to be IDLE")
+
+        if not poll(idle, timeout, interval, sleep=self._sleep, clock=self._clock, log=tell).done:
+            states = ", ".join(f"{name} ({latest[name]['state_name']})" for name in pending)
+            raise ClusterWaitTimeoutError(
+                f"Clusters of project {self.project_id} were not IDLE with encryptionAtRestProvider {provider} after "
+                f"{timeout} s (wait_timeout): {states}. Atlas goes on with the change; run the task again to wait "
+                "for it, or raise wait_timeout.",
+                pending,
+                latest,
+            )
         return latest

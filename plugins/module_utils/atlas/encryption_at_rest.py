@@ -19,6 +19,7 @@ import collections
 import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
+from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, retry_on_error_codes
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import (
     ENCRYPTION_AT_REST,
@@ -425,20 +426,21 @@ class EncryptionAtRestApi:
 
     def wait_valid(self, timeout, first=None):
         """Read until Atlas reports ``valid: true`` or ``timeout`` seconds pass; return the last ``awsKms``."""
-        deadline = self._clock() + max(timeout, 0)
-        current = first if first is not None else self.get()
-        delay = FIRST_INTERVAL
-        while current.get("valid") is not True:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                break
-            wait = min(delay, remaining)
+        state = {"current": first}
+
+        def valid():
+            if state["current"] is None:
+                state["current"] = self.get()
+            current, state["current"] = state["current"], None
+            state["last"] = current
+            return current.get("valid") is True
+
+        def tell(wait):
             if self._log is not None:
                 self._log(f"encryption at rest of project {self.project_id} is not valid yet; reading again in {wait:.1f} s")
-            self._sleep(wait)
-            delay = min(delay * 2, MAX_INTERVAL)
-            current = self.get()
-        return current
+
+        poll(valid, timeout, FIRST_INTERVAL, MAX_INTERVAL, sleep=self._sleep, clock=self._clock, log=tell)
+        return state["last"]
 
 
 # -- preflight ------------------------------------------------------------------------------------

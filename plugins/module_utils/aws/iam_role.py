@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils._errors import CmkAtlasError
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
+from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import (
     KEY_ARN_EXAMPLE,
     ArnError,
@@ -507,16 +508,29 @@ def apply_actions(aws, actions, sleep=time.sleep):
 
 
 def _call_after_create(aws, action, sleep):
-    delay = CREATE_SETTLE_FIRST_DELAY
-    for attempt in range(CREATE_SETTLE_ATTEMPTS):
+    """Repeat ``NoSuchEntity`` while a new role propagates in IAM, waiting 1, 2, 4... s, CREATE_SETTLE_ATTEMPTS tries in all."""
+    waited = [0.0]
+    state = {}
+
+    def pause(seconds):
+        sleep(seconds)
+        waited[0] += seconds
+
+    def attempt():
         try:
-            return aws.call("iam", action.method, **action.kwargs)
+            state["answer"] = aws.call("iam", action.method, **action.kwargs)
         except AwsError as exc:
-            if exc.code != "NoSuchEntity" or attempt == CREATE_SETTLE_ATTEMPTS - 1:
+            if exc.code != "NoSuchEntity":
                 raise
-        sleep(delay)
-        delay *= 2
-    return None  # not reached: the last attempt returns or raises
+            state["error"] = exc
+            return False
+        return True
+
+    # The bound is the waits' sum, counted as slept, so the number of tries holds however slow the calls are.
+    bound = CREATE_SETTLE_FIRST_DELAY * (2 ** (CREATE_SETTLE_ATTEMPTS - 1) - 1)
+    if poll(attempt, bound, CREATE_SETTLE_FIRST_DELAY, float("inf"), sleep=pause, clock=lambda: waited[0]).done:
+        return state["answer"]
+    raise state["error"]
 
 
 # -- ownership and reach ---------------------------------------------------------------------
