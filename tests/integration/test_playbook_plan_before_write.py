@@ -325,3 +325,13 @@ def test_search_nodes_are_left_alone_unless_set_and_a_change_is_previewed(run_pl
     bed.clear_logs()
     assert run_playbook(ENABLE, env=testbed_env, inventory=inventory).assert_ok().changed_tasks() == []
     assert bed.write_calls() == []
+
+
+@pytest.mark.scenario("demo")
+def test_a_clean_preview_prints_no_warning(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    inventory = write_inventory({"plain": project(bed, "plain", "atlas-kms-plain", cmk_atlas_clusters=["Cluster0"])})
+    check = run_playbook(ENABLE, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
+    assert check.task(TASK).get("warnings", []) == []
+    assert "[WARNING]" not in check.output, check.output[-3000:]
+    assert check.task(SUMMARY_TASK)["msg"]["clusters"] == {"Cluster0": "AWS"}
