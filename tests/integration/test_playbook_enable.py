@@ -229,8 +229,8 @@ def test_enable_on_a_credentials_project_stops_and_names_switch(run_playbook, cl
         assert bed.legacy_access_key_id in message
         assert SUMMARY_TASK not in [r["task"] for r in run.results]
         assert successful_writes(bed) == []
-        # Each Atlas resource read once, then judged.
-        assert atlas_reads(bed) == ["listGroupCloudProviderAccess", "getGroupEncryptionAtRest", "listGroupClusters"]
+        # Each Atlas resource read once (the project's settings first: a wrong project id stops there), then judged.
+        assert atlas_reads(bed) == ["getGroupEncryptionAtRest", "listGroupCloudProviderAccess", "listGroupClusters"]
         assert all(not entry["write"] for entry in bed.proxy.request_log())
     assert iam_roles(bed) == []
     state = bed.atlas.project_state(group)
@@ -298,7 +298,7 @@ def test_the_module_validates_its_own_arguments_before_any_call(run_playbook, cl
                 }
                 for name, arguments in (
                     ("missing", {"procedure": "enable"}),
-                    ("choice", {"procedure": "rotate", "project_id": bed.projects["empty"], "iam_role_name": "atlas-kms-empty"}),
+                    ("choice", {"procedure": "rekey", "project_id": bed.projects["empty"], "iam_role_name": "atlas-kms-empty"}),
                     ("type", {"procedure": "enable", "project_id": bed.projects["empty"], "iam_role_name": "atlas-kms-empty", "authorize_timeout": "soon"}),
                 )
             ],
@@ -309,7 +309,7 @@ def test_the_module_validates_its_own_arguments_before_any_call(run_playbook, cl
     messages = {r["task"]: r["result"]["msg"] for r in run.results if r["status"] == "failed"}
     assert sorted(messages) == ["run choice", "run missing", "run type"], run.output[-3000:]
     assert "missing required arguments: iam_role_name, project_id" in messages["run missing"]
-    assert "value of procedure must be one of: enable, switch" in messages["run choice"] and "got: rotate" in messages["run choice"]
+    assert "value of procedure must be one of: enable, switch" in messages["run choice"] and "got: rekey" in messages["run choice"]
     assert "authorize_timeout" in messages["run type"] and "cannot be converted to an int" in messages["run type"]
     assert [r["task"] for r in run.results if r["task"].startswith("after ")] == ["after missing", "after choice", "after type"]
     assert bed.atlas.request_log() == []
