@@ -51,9 +51,21 @@ options:
         unless O(kms_key) says otherwise. The switch cannot be undone; it needs O(confirm_switch).
       - V(verify) reads and judges as V(enable) does and writes nothing, whatever check mode says; RV(report)
         lists the drift. O(source_ips) is then the list the policy should hold.
+      - V(disable) turns the project's encryption at rest off, in the order Atlas needs. Every cluster that uses
+        the key goes to C(encryptionAtRestProvider) V(NONE) (waited for until IDLE). The encryption-at-rest private
+        endpoints are deleted (waited for until gone). Then the project's encryption at rest is disabled while
+        the key still works. With O(remove_access), what the collection made is removed afterwards, and
+        nothing else. It needs O(confirm_disable), and it is refused while the project's backup compliance
+        policy requires encryption at rest.
+      - V(rotate) moves a project that reaches its key through the IAM role to a new key O(kms_key). The role is
+        granted the new key first (keeping the current one), then Atlas gets the new key (same role, the new
+        key's region) and must report it C(valid). The previous key stays in the role's policy as a retained
+        key, recorded with the time it was rotated out in the IAM role tag C(cmk-atlas:retained:<key id>). A
+        project whose current key is already unusable is refused before any write. O(retire_keys) removes
+        retained keys.
     type: str
     required: true
-    choices: [enable, switch, verify]
+    choices: [enable, switch, verify, disable, rotate]
   iam_role_name:
     description:
       - Name of the IAM role Atlas assumes. It is created when it does not exist.
@@ -144,6 +156,38 @@ options:
       - Confirms the switch from an access key to the IAM role, which Atlas cannot undo.
     type: bool
     default: false
+  confirm_disable:
+    description:
+      - Confirms the disable (O(procedure=disable)). Atlas re-syncs every cluster that used the key and rebuilds
+        the search indexes of the project's search nodes. Check mode needs no confirmation.
+    type: bool
+    default: false
+  remove_access:
+    description:
+      - With O(procedure=disable), once the project's encryption at rest is disabled, remove what the collection
+        made for it. That is the key-policy statement whose Sid is derived from the IAM role's ARN (only when
+        it names that role), and the IAM role O(iam_role_name) when its pairing tag names this project.
+        Last go the project's Atlas cloud provider access roles authorized for that IAM role, when, read after
+        the disable, no feature uses them. Anything else stays, with a warning.
+      - Without it, the IAM role, the key policy and the Atlas role stay as they are.
+    type: bool
+    default: false
+  retire_keys:
+    description:
+      - With O(procedure=rotate), retained keys (full key ARNs) to remove from the IAM role's access.
+      - Refused for a key while Atlas may still restore with it. A backup snapshot of any cluster (deleted
+        clusters with retained backups included) taken at or before the second the key was rotated out
+        holds it. So does a cluster with continuous backup while its point-in-time restore window
+        (O(pit_window_days)) reaches back to that second.
+    type: list
+    elements: str
+  pit_window_days:
+    description:
+      - With O(retire_keys), the point-in-time restore window of the clusters with continuous backup, in days.
+        Such a cluster holds a retained key until this long after the key was rotated out. Set it to the
+        longest restore window of the project's backup policies.
+    type: int
+    default: 7
   deactivate_previous_access_key:
     description:
       - After a switch, once Atlas reports the key valid through the role, set the access key Atlas used
@@ -162,7 +206,8 @@ options:
     default: 300
   cluster_timeout:
     description:
-      - Seconds to wait for each changed cluster to be IDLE again.
+      - Seconds to wait for each changed cluster to be IDLE again; with O(procedure=disable) also for the
+        encryption-at-rest private endpoints to be gone.
     type: int
     default: 3600
   message_names:
@@ -348,6 +393,54 @@ clusters:
   returned: success
   type: dict
   sample: {Cluster0: AWS}
+disabled:
+  description: With O(procedure=disable), whether the run turned the project's encryption at rest off (check mode, whether it would).
+  returned: with procedure disable
+  type: bool
+private_endpoints_removed:
+  description: With O(procedure=disable), the ids of the encryption-at-rest private endpoints deleted (or waited for until gone).
+  returned: with procedure disable
+  type: list
+  elements: str
+backup_compliance_policy_requires_encryption:
+  description: With O(procedure=disable), whether the project's backup compliance policy requires encryption at rest (the disable is then refused).
+  returned: with procedure disable
+  type: bool
+removed_access:
+  description: With O(procedure=disable) and O(remove_access), what was removed (check mode, what would be); nulls and an empty list otherwise.
+  returned: with procedure disable
+  type: dict
+  contains:
+    key_policy_statement:
+      description: The Sid of the key-policy statement removed.
+      type: str
+    key_arn:
+      description: The key whose policy lost the statement.
+      type: str
+    iam_role_arn:
+      description: The IAM role deleted.
+      type: str
+    atlas_role_ids:
+      description: The Atlas cloud provider access roles deauthorized.
+      type: list
+      elements: str
+retained_keys:
+  description:
+    - With O(procedure=rotate), the keys the IAM role keeps for restores after the run, each with C(key_arn)
+      and C(rotated_out) (ISO 8601 UTC; null while it is not recorded yet, such as in check mode).
+    - With O(procedure=verify), the same list is in RV(report).
+  returned: with procedure rotate
+  type: list
+  elements: dict
+retired_keys:
+  description: With O(procedure=rotate), the retained keys the run removed from the IAM role's access (check mode, would remove).
+  returned: with procedure rotate
+  type: list
+  elements: str
+rotated:
+  description: With O(procedure=rotate), whether the run moved Atlas to another key (check mode, whether it would).
+  returned: with procedure rotate
+  type: bool
 report:
   description: With O(procedure=verify), what differs from what enable would leave.
   returned: with procedure verify
@@ -378,15 +471,21 @@ report:
     source_ips:
       description: The C(aws:SourceIp) lists C(wanted), C(current), C(to_add) and C(to_remove).
       type: dict
+    retained_keys:
+      description: Keys kept in the IAM role's policy for restores after a rotation (not drift), each with C(key_arn) and C(rotated_out).
+      type: list
+      elements: dict
 """
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule
+from ansible_collections.cmk.atlas.plugins.module_utils.procedures.disable import Disable
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.enable import RoleBasedAccess
+from ansible_collections.cmk.atlas.plugins.module_utils.procedures.rotate import Rotate
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.verify import Verify
 
 ARGUMENT_SPEC = dict(
     project_id=dict(type="str", required=True),
-    procedure=dict(type="str", required=True, choices=["enable", "switch", "verify"]),
+    procedure=dict(type="str", required=True, choices=["enable", "switch", "verify", "disable", "rotate"]),
     iam_role_name=dict(type="str", required=True),
     iam_role_path=dict(type="str", default="/"),
     iam_role_description=dict(type="str"),
@@ -403,6 +502,10 @@ ARGUMENT_SPEC = dict(
     all_clusters=dict(type="bool", default=False),
     enabled_for_search_nodes=dict(type="bool"),
     confirm_switch=dict(type="bool", default=False),
+    confirm_disable=dict(type="bool", default=False),
+    remove_access=dict(type="bool", default=False),
+    retire_keys=dict(type="list", elements="str", no_log=False),
+    pit_window_days=dict(type="int", default=7),
     deactivate_previous_access_key=dict(type="bool", default=False, no_log=False),
     authorize_timeout=dict(type="int", default=300),
     valid_timeout=dict(type="int", default=300),
@@ -422,7 +525,7 @@ def run(module):
             key_owner["connection"] = module.aws.derive(assume_role_arn=arn, assume_role_external_id=None)
         return key_owner["connection"]
 
-    procedure_class = Verify if module.params["procedure"] == "verify" else RoleBasedAccess
+    procedure_class = {"verify": Verify, "disable": Disable, "rotate": Rotate}.get(module.params["procedure"], RoleBasedAccess)
     procedure = procedure_class(module.params, module.atlas, lambda: module.aws, key_owner_connection, check_mode=module.check_mode, log=module.module.debug)
     try:
         outcome = procedure.run()

@@ -443,6 +443,10 @@ def plan_present(current, desired):
                 del after["inline_policies"][other]
 
     to_set, to_remove, tags_after = _plan_tags(current["tags"], desired["tags"], desired["purge_tags"])
+    # remove_tags (optional): keys to remove whatever purge_tags says, such as a retired key's record.
+    removed = sorted(key for key in current["tags"] if key in desired.get("remove_tags", ()) and key not in to_remove and key not in to_set)
+    to_remove = sorted(to_remove + removed)
+    tags_after = {key: value for key, value in tags_after.items() if key not in removed}
     if to_set:
         actions.append(Action("tag_role", {"RoleName": name, "Tags": _tag_list(to_set)}, f"tag {name} with {', '.join(sorted(to_set))}"))
     if to_remove:

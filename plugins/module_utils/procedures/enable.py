@@ -75,6 +75,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import (
     validate_key_principals,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.regions import to_atlas_region
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import retained_key_arns
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import normalize_policy, normalize_source_ips, trust_policy_allows
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.evaluator import Documents, evaluate_access, needs_source_addresses
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.engine import Plan, execute
@@ -112,6 +113,8 @@ class Variables:
             "source_ips": "source_ips",
             "clusters": "clusters",
             "confirm_switch": "confirm_switch",
+            "confirm_disable": "confirm_disable",
+            "remove_access": "remove_access",
             "project_id": "project_id",
         }
         self._names = {key: prefix + value for key, value in names.items()}
@@ -351,11 +354,17 @@ class RoleBasedAccess:
                 "atlas_role_id": atlas_role["role_id"],
                 "atlas_aws_account_arn": atlas_role["atlas_aws_account_arn"],
                 "external_id": atlas_role["external_id"],
-                "kms_key_arns": [key_arn] if key_arn else [],
+                "kms_key_arns": self._policy_key_arns(key_arn),
                 "source_ips": self.source_ips,
                 "policy_name": self.policy_name,
             }
         )
+
+    def _policy_key_arns(self, key_arn):
+        """The keys the role's inline policy grants: the project's, and the retained keys its tags record (cmk.atlas.rotate)."""
+        if not key_arn:
+            return []
+        return [key_arn] + [arn for arn in retained_key_arns((self.iam_role or {}).get("tags")) if arn != key_arn]
 
     def _plan_key_policy(self):
         """(key policy after, statement or None, needed or None)."""
@@ -475,7 +484,7 @@ class RoleBasedAccess:
         if report.unchecked:
             plan.warnings.append(f"Not decided from the policies of {self.iam_role_arn}: {'; '.join(report.unchecked)}")
         if self.iam_role is not None and key_arn:
-            for text in extra_permissions(self.iam_after, self.policy_name, [key_arn]):
+            for text in extra_permissions(self.iam_after, self.policy_name, self._policy_key_arns(key_arn)):
                 plan.warnings.append(f"IAM role {self.role_name} may do more than Atlas needs: {text}")
 
     def _control_plane_addresses(self):

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest import ACCESS_ROLE
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import extra_permissions
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import format_time, retained_keys
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import condition_source_ips
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.enable import Outcome, RoleBasedAccess
 
@@ -42,7 +43,7 @@ class Verify(RoleBasedAccess):
         iam_changes = [change for change in plan.changes if change.startswith(("create IAM role", "update IAM role"))]
         current = self.current
         role_in_use = current["access_method"] == ACCESS_ROLE and current["role_id"] == self.authorized_role["role_id"]
-        extra = extra_permissions(self.iam_role, self.policy_name, [self.key_arn] if self.key_arn else None) if self.iam_role else []
+        extra = extra_permissions(self.iam_role, self.policy_name, self._policy_key_arns(self.key_arn) if self.key_arn else None) if self.iam_role else []
         checks = {
             "role": role_in_use and not any(change.startswith("authorize") for change in plan.changes),
             "trust_policy": self.iam_role is not None and not any("trust policy" in change for change in iam_changes),
@@ -66,6 +67,12 @@ class Verify(RoleBasedAccess):
             "iam_role_arn": self.iam_role_arn,
             "key": self.key_arn or current["customer_master_key_id"],
             "key_state": self.key.get("key_state") if self.key else None,
+            # Kept for restores after cmk.atlas.rotate: in the policy on purpose, not drift.
+            "retained_keys": [
+                {"key_arn": key.key_arn, "rotated_out": format_time(key.rotated_out) if key.rotated_out else None}
+                for key in retained_keys((self.iam_role or {}).get("tags"))
+                if key.key_arn != self.key_arn
+            ],
             "source_ips": {
                 "wanted": sorted(self.wanted_ips),
                 "current": sorted(self.current_ips),

@@ -555,7 +555,15 @@ class AtlasEmulator:
     def _api(self, request):
         method = request.method.upper()
         call = None
-        entry = {"method": method, "path": request.path, "operation_id": None, "status": None, "write": method in WRITE_METHODS, "error_code": None}
+        entry = {
+            "method": method,
+            "path": request.path,
+            "operation_id": None,
+            "status": None,
+            "write": method in WRITE_METHODS,
+            "error_code": None,
+            "time": time.time(),  # wall clock, comparable with the AWS fault proxy's log (write order across systems)
+        }
         try:
             if request.path == TOKEN_PATH:
                 entry["operation_id"], entry["write"] = TOKEN_OPERATION, False

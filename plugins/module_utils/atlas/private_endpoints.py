@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the cmk.atlas collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A project's encryption-at-rest private endpoints (AWS PrivateLink to KMS): list them, plan their
+removal (pure: endpoints in, plan out), request the deletions and wait, bounded, until they are gone.
+
+Atlas refuses to disable encryption at rest while any of them exists, and refuses to delete one while it
+is still being provisioned (``INITIATING``): that answer is repeated until the wait's bound.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import time
+
+from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, retry_on_error_codes
+
+PROVIDER = "AWS"
+DELETING = "DELETING"
+DEFAULT_TIMEOUT = 1800
+FIRST_INTERVAL = 2.0
+MAX_INTERVAL = 30.0
+# Atlas refuses the deletion of an endpoint it is still provisioning; it can be deleted once that ends.
+DELETE_RETRY_CODES = ("ENCRYPTION_AT_REST_PRIVATE_ENDPOINT_DELETE_BLOCKED_DURING_PROVISIONING",)
+
+
+class EndpointWaitTimeoutError(AtlasError):
+    """Private endpoints were still there after the wait's bound."""
+
+
+def normalize_endpoint(raw):
+    """An endpoint (API form) as ``{id, region_name, status}``."""
+    raw = raw or {}
+    return {"id": raw.get("id"), "region_name": raw.get("regionName"), "status": raw.get("status")}
+
+
+def describe(endpoint):
+    return f"{endpoint['id']} ({endpoint['region_name']}, {endpoint['status']})"
+
+
+RemovalPlan = collections.namedtuple("RemovalPlan", ["to_delete", "to_wait"])
+"""``to_delete``: endpoints to request the deletion of; ``to_wait``: every endpoint to wait for until it is gone
+(those already being deleted included)."""
+
+
+def plan_removal(endpoints):
+    """Which endpoints a removal deletes and waits for. Writes nothing."""
+    to_delete = [endpoint for endpoint in endpoints if endpoint["status"] != DELETING]
+    return RemovalPlan(to_delete, list(endpoints))
+
+
+class PrivateEndpoints:
+    """The AWS encryption-at-rest private endpoints of one project; ``sleep``/``clock``/``log`` go to the waits."""
+
+    def __init__(self, client, project_id, sleep=None, clock=None, log=None):
+        self.client = client
+        self.project_id = project_id
+        self._sleep = sleep or time.sleep
+        self._clock = clock or time.monotonic
+        self._log = log
+
+    def list(self):
+        """Every endpoint of the project that still exists, normalised, in Atlas's order."""
+        pages = self.client.paginate("listGroupEncryptionAtRestPrivateEndpoints", groupId=self.project_id, cloudProvider=PROVIDER)
+        return [normalize_endpoint(raw) for raw in pages]
+
+    def request_deletion(self, endpoint_id, timeout):
+        """Ask Atlas to delete the endpoint, repeating the refusal during provisioning for up to ``timeout`` seconds;
+        one that is already gone counts as done."""
+
+        def attempt():
+            return self.client.call(
+                "requestGroupEncryptionAtRestPrivateEndpointDeletion", groupId=self.project_id, cloudProvider=PROVIDER, endpointId=endpoint_id
+            )
+
+        try:
+            retry_on_error_codes(
+                attempt,
+                DELETE_RETRY_CODES,
+                max(timeout, 0),
+                sleep=self._sleep,
+                clock=self._clock,
+                interval=FIRST_INTERVAL,
+                max_interval=MAX_INTERVAL,
+                log=self._log,
+            )
+        except AtlasApiError as error:
+            if error.status != 404:
+                raise
+
+    def remove(self, plan, timeout=DEFAULT_TIMEOUT):
+        """Request the deletions of ``plan.to_delete``, then wait until no endpoint of ``plan.to_wait`` is listed."""
+        for endpoint in plan.to_delete:
+            self.request_deletion(endpoint["id"], timeout)
+        self.wait_gone([endpoint["id"] for endpoint in plan.to_wait], timeout)
+
+    def wait_gone(self, endpoint_ids, timeout):
+        pending = list(endpoint_ids)
+
+        def gone():
+            listed = {endpoint["id"]: endpoint for endpoint in self.list()}
+            pending[:] = [endpoint_id for endpoint_id in pending if endpoint_id in listed]
+            state["listed"] = listed
+            return not pending
+
+        def tell(wait):
+            if self._log is not None:
+                self._log(f"waiting {wait:.1f} s for private endpoints {', '.join(pending)} of project {self.project_id} to be gone")
+
+        state = {}
+        if not poll(gone, timeout, FIRST_INTERVAL, MAX_INTERVAL, sleep=self._sleep, clock=self._clock, log=tell).done:
+            left = ", ".join(describe(state["listed"][endpoint_id]) for endpoint_id in pending)
+            raise EndpointWaitTimeoutError(
+                f"encryption-at-rest private endpoints of project {self.project_id} were still there after {timeout} s (cluster_timeout): {left}. "
+                "Atlas goes on deleting them; run again to wait for them, or raise the timeout"
+            )

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the cmk.atlas collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Retained keys: keys a project was rotated away from, kept in the IAM role's KMS policy for the
+snapshots and point-in-time windows Atlas may still restore with them.
+
+The record is stateless, one tag on the IAM role per key: ``cmk-atlas:retained:<key id>`` =
+``<when it was rotated out, ISO 8601 UTC to the second> <key ARN>`` (at most 19 + 36 characters of
+key and 21 + an ARN of value: within IAM's 128 and 256). While a rotation runs the value is
+``rotating <key ARN>``: the key is retained, and its rotation time is written once Atlas reports the
+new key valid (so the recorded time is never earlier than the real one).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import datetime
+
+RETAINED_TAG_PREFIX = "cmk-atlas:retained:"
+ROTATING = "rotating"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+RetainedKey = collections.namedtuple("RetainedKey", ["key_arn", "key_id", "rotated_out", "tag"])
+"""``rotated_out`` is an aware datetime (seconds), or None while the rotation is not recorded yet."""
+
+
+def key_id_of(key_arn):
+    return key_arn.rsplit("/", 1)[-1]
+
+
+def retained_tag(key_arn):
+    return RETAINED_TAG_PREFIX + key_id_of(key_arn)
+
+
+def format_time(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_time(text):
+    """An ISO 8601 UTC time (``...Z``, fractions allowed) as an aware datetime truncated to the second, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    value = text.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).replace(microsecond=0)
+
+
+def tag_value(key_arn, rotated_out=None):
+    return f"{format_time(rotated_out) if rotated_out is not None else ROTATING} {key_arn}"
+
+
+def retained_keys(tags):
+    """The retained keys the IAM role's tags record, sorted by key ARN (tags in another form are ignored)."""
+    found = {}
+    for name, value in (tags or {}).items():
+        if not name.lower().startswith(RETAINED_TAG_PREFIX):
+            continue
+        parts = str(value).split(" ")
+        if len(parts) != 2 or ":kms:" not in parts[1]:
+            continue
+        stamp, arn = parts
+        found[arn] = RetainedKey(arn, key_id_of(arn), None if stamp == ROTATING else parse_time(stamp), name)
+    return [found[arn] for arn in sorted(found)]
+
+
+def retained_key_arns(tags):
+    """The key ARNs every procedure keeps in the role's KMS policy besides the project's key."""
+    return [key.key_arn for key in retained_keys(tags)]
