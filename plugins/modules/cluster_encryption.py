@@ -92,7 +92,7 @@ options:
     description:
       - Seconds between two reads of a cluster's state while waiting.
     type: float
-    default: 10
+    default: 2
 extends_documentation_fragment:
   - cmk.atlas.atlas
   - cmk.atlas.aws.IGNORED
@@ -254,7 +254,7 @@ def validate_wait(params):
             f"wait_timeout is {params['wait_timeout']}; it must be a positive number of seconds, such as 3600 (to not wait, set wait: false)."
         )
     if not params["poll_interval"] > 0:
-        raise ModuleInputError(f"poll_interval is {params['poll_interval']}; it must be a positive number of seconds, such as 10.")
+        raise ModuleInputError(f"poll_interval is {params['poll_interval']}; it must be a positive number of seconds, such as 2.")
 
 
 def run(module):

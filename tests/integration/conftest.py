@@ -172,3 +172,14 @@ def matches_prediction(predicted, actual):
 def successful_writes(bed):
     """(system, operation) of every write since the last clear_logs(), without HTTP digest challenges (401 before the credentials)."""
     return [(call["system"], call["operation"]) for call in bed.write_calls() if call["status"] != 401]
+
+
+def assert_refused(run, task, *texts):
+    """``task`` failed before any write, with every text in its message; returns the message."""
+    assert run.rc != 0, run.output[-3000:]
+    assert run.failed_tasks() == [task], run.failed_tasks()
+    message = run.task(task)["msg"]
+    assert "nothing was written" in message, message
+    for text in texts:
+        assert text in message, (text, message)
+    return message

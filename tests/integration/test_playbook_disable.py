@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from .conftest import successful_writes
+from .conftest import assert_refused, successful_writes
 
 pytestmark = [pytest.mark.integration, pytest.mark.scenario("demo")]
 
@@ -81,13 +81,7 @@ def ordered_writes(bed):
 
 
 def refused(run, *texts):
-    assert run.rc != 0, run.output[-3000:]
-    assert run.failed_tasks() == [TASK], run.failed_tasks()
-    message = run.task(TASK)["msg"]
-    assert "nothing was written" in message, message
-    for text in texts:
-        assert text in message, (text, message)
-    return message
+    return assert_refused(run, TASK, *texts)
 
 
 def state(bed):

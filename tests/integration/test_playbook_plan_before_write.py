@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import SUMMARY_TASK, successful_writes
+from .conftest import SUMMARY_TASK, assert_refused, successful_writes
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +28,7 @@ def trust(principal, external_id=None):
 
 
 def refused(run, *texts):
-    """The procedure task failed with every text in its message; returns the message."""
-    assert run.rc != 0, run.output[-3000:]
-    assert run.failed_tasks() == [TASK], run.failed_tasks()
-    message = run.task(TASK)["msg"]
-    assert "nothing was written" in message, message
-    for text in texts:
-        assert text in message, (text, message)
-    return message
+    return assert_refused(run, TASK, *texts)
 
 
 def assert_nothing_written(bed):

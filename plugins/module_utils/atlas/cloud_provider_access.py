@@ -25,8 +25,9 @@ ENCRYPTION_AT_REST = "ENCRYPTION_AT_REST"
 DEFAULT_AUTHORIZE_TIMEOUT = 300
 # What Atlas answers while a new or changed IAM role has not reached STS yet.
 AUTHORIZE_RETRY_CODES = ("CANNOT_ASSUME_ROLE",)
-AUTHORIZE_FIRST_INTERVAL = 2.0
-AUTHORIZE_MAX_INTERVAL = 30.0
+# A short capped interval: the authorization lands within 2 s of IAM propagating the trust.
+AUTHORIZE_FIRST_INTERVAL = 1.0
+AUTHORIZE_MAX_INTERVAL = 2.0
 
 # Why a role was chosen, in the order the rules are tried (``reused_by`` in results).
 REUSED_BY_ROLE_ID = "role_id"

@@ -426,7 +426,7 @@ def test_authorize_waits_out_cannot_assume_role():
     access = cpa.CloudProviderAccess(atlas, GROUP, sleep=clock.sleep, clock=clock)
     outcome = access.ensure(role_id=R1, iam_role_arn=IAM_ARN, authorize_timeout=60)
     assert outcome.after["authorized"] is True
-    assert clock.sleeps == [2.0, 4.0]
+    assert clock.sleeps == [1.0, 2.0]
     assert atlas.operations().count("authorizeGroupCloudProviderAccessRole") == 3
 
 

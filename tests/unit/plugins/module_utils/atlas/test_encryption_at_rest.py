@@ -283,7 +283,7 @@ def test_update_retries_each_transient_code(code):
     atlas = FakeAtlas([atlas_error(code), atlas_error(code), {"awsKms": {"enabled": True, "valid": True}}])
     api = ear.EncryptionAtRestApi(atlas, GROUP, sleep=clock.sleep, clock=clock)
     assert api.update({"roleId": ROLE_ID}, 300) == {"enabled": True, "valid": True}
-    assert clock.sleeps == [5.0, 10.0]
+    assert clock.sleeps == [1.0, 2.0]
     assert atlas.calls[0] == ("updateGroupEncryptionAtRest", {"awsKms": {"roleId": ROLE_ID}})
 
 
@@ -305,10 +305,10 @@ def test_wait_valid_polls_until_valid_or_timeout():
     atlas = FakeAtlas([{"awsKms": {"valid": False}}, {"awsKms": {"valid": True}}])
     api = ear.EncryptionAtRestApi(atlas, GROUP, sleep=clock.sleep, clock=clock)
     assert api.wait_valid(300, {"valid": False}) == {"valid": True}
-    assert clock.sleeps == [5.0, 10.0]
+    assert clock.sleeps == [1.0, 2.0]
 
     clock = Clock()
-    api = ear.EncryptionAtRestApi(FakeAtlas([{"awsKms": {"valid": False}}] * 20), GROUP, sleep=clock.sleep, clock=clock)
+    api = ear.EncryptionAtRestApi(FakeAtlas([{"awsKms": {"valid": False}}] * 40), GROUP, sleep=clock.sleep, clock=clock)
     assert api.wait_valid(60, {"valid": False}) == {"valid": False}
     assert sum(clock.sleeps) == 60
 
@@ -556,3 +556,12 @@ def test_preflight_previous_access_key_owner():
 def test_describe_checks():
     text = ear.describe_checks([ear.check("a", False, "broken.", "mend it."), ear.check("b", None, "unknown.")])
     assert text == "(1) a: broken. Fix: mend it. (2) b: unknown."
+
+
+def test_wait_valid_reads_at_a_short_capped_interval():
+    clock = Clock()
+    atlas = FakeAtlas([{"awsKms": {"valid": False}}] * 4 + [{"awsKms": {"valid": True}}])
+    api = ear.EncryptionAtRestApi(atlas, GROUP, sleep=clock.sleep, clock=clock)
+    assert api.wait_valid(300, {"valid": False}) == {"valid": True}
+    # Within 2 s of Atlas reporting valid, and never more than 30 reads a minute.
+    assert clock.sleeps == [1.0, 2.0, 2.0, 2.0, 2.0]
