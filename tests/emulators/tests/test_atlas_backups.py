@@ -7,38 +7,15 @@ import uuid
 import pytest
 import requests
 
-from emulators.atlas import AtlasEmulator
-from emulators.atlas.contract import SpecContract
-from emulators.atlas.testing import AtlasClient, new_group_id
+from emulators.atlas.testing import new_group_id
 
-PUBLIC, PRIVATE = "backup-public-key", "backup-private-key"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS = {"enabled": True, "customerMasterKeyID": KEY_ID, "region": "US_EAST_1", "roleId": "66aa00000000000000000001"}
 DAY = 86400
 T0 = datetime.datetime(2026, 11, 1, 3, 0, tzinfo=datetime.timezone.utc).timestamp()
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    # No AWS calls here: the moto URL is never used.
-    emu = AtlasEmulator("http://127.0.0.1:9", contract=SpecContract())
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator):
-    emulator.reset()
-    emulator.add_api_key(PUBLIC, PRIVATE)
-    yield
-    assert emulator.internal_errors() == []
-    assert emulator.contract_violations() == []
-
-
-@pytest.fixture
-def api(emulator):
-    return AtlasClient(emulator.base_url, PUBLIC, PRIVATE)
+pytestmark = pytest.mark.usefixtures("clean_emulator")
 
 
 @pytest.fixture

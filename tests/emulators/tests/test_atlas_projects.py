@@ -3,36 +3,13 @@
 import pytest
 import requests
 
-from emulators.atlas import AtlasEmulator
-from emulators.atlas.contract import SpecContract
 from emulators.atlas.state import DEFAULT_ORG_ID
-from emulators.atlas.testing import AtlasClient, new_group_id
+from emulators.atlas.testing import new_group_id
 
-PUBLIC, PRIVATE = "projects-public-key", "projects-private-key"
 OTHER_ORG = "5e2211c17a3e5a48f5497de3"
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    # No AWS calls here: the moto URL is never used.
-    emu = AtlasEmulator("http://127.0.0.1:9", contract=SpecContract())
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator):
-    emulator.reset()
-    emulator.add_api_key(PUBLIC, PRIVATE)
-    yield
-    assert emulator.internal_errors() == []
-    assert emulator.contract_violations() == []
-
-
-@pytest.fixture
-def api(emulator):
-    return AtlasClient(emulator.base_url, PUBLIC, PRIVATE)
+pytestmark = pytest.mark.usefixtures("clean_emulator")
 
 
 def test_get_group_has_the_fields_the_spec_requires(api, emulator):
