@@ -444,11 +444,6 @@ class RoleBasedAccess:
             )
         return cluster_plan
 
-    def _identity_documents(self):
-        after = self.iam_after
-        documents = [(f"inline policy {name}", document) for name, document in sorted(after["inline_policies"].items())]
-        return documents
-
     def _judge_access(self, key_arn, region):
         """Judge the planned trust and policies the way Atlas will meet them."""
         plan = self.plan
@@ -461,7 +456,7 @@ class RoleBasedAccess:
             )
         if self.key is None or self.key_policy is False or key_arn is None:
             return
-        documents = Documents(self._identity_documents(), None, self.key_policy_after)
+        documents = Documents([(f"inline policy {name}", doc) for name, doc in sorted(self.iam_after["inline_policies"].items())], None, self.key_policy_after)
         sources = None
         if needs_source_addresses(documents):
             sources = normalize_source_ips(self._control_plane_addresses() + self.required_source_ips)

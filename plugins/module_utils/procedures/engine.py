@@ -79,10 +79,6 @@ class ApplyError(ModuleInputError):
         )
 
 
-def problems_as_dicts(problems):
-    return [{"subject": problem.subject, "message": problem.message, "fix": problem.fix} for problem in problems]
-
-
 def execute(plan, what, check_mode):
     """Refuse, preview or apply ``plan``; returns the descriptions of the writes made (or planned, in check mode)."""
     if plan.problems:

@@ -1,17 +1,6 @@
+from unit.fakes import Clock
+
 from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_poll_returns_at_once_when_the_check_holds():

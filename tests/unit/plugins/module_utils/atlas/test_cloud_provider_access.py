@@ -1,4 +1,5 @@
 import pytest
+from unit.fakes import Clock
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, ModuleInputError, validate_project_id
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import cloud_provider_access as cpa
@@ -365,19 +366,6 @@ def cannot_assume():
         error_code="CANNOT_ASSUME_ROLE",
         detail="Atlas cannot assume the specified role.",
     )
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_ensure_creates_then_authorizes_with_the_right_calls():

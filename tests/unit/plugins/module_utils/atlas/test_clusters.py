@@ -1,4 +1,5 @@
 import pytest
+from unit.fakes import Clock
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ModuleInputError
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import clusters as cl
@@ -69,19 +70,6 @@ class FakeAtlas:
 
     def operations(self):
         return [name for name, _body, _path in self.calls]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_list_clusters_pages_through_the_list_operation_at_the_largest_page_size():

@@ -2,6 +2,7 @@ import json
 import types
 
 import pytest
+from unit.fakes import Clock
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, ModuleInputError
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import encryption_at_rest as ear
@@ -258,19 +259,6 @@ class FakeAtlas:
         if isinstance(answer, Exception):
             raise answer
         return answer
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def atlas_error(code, status=400):

@@ -43,10 +43,6 @@ def test_problems_keep_subject_message_and_fix_and_convert_to_dicts():
     plan.problem("kms_key", "it is not set")
     plan.problem("region", "it contradicts the key", "leave it unset")
     assert plan.problems == [engine.Problem("kms_key", "it is not set", None), engine.Problem("region", "it contradicts the key", "leave it unset")]
-    assert engine.problems_as_dicts(plan.problems) == [
-        {"subject": "kms_key", "message": "it is not set", "fix": None},
-        {"subject": "region", "message": "it contradicts the key", "fix": "leave it unset"},
-    ]
 
 
 # -- execute: refusal -----------------------------------------------------------------------------
