@@ -151,6 +151,37 @@ options:
       - When unset, it is never sent and stays as it is. Changing it makes Atlas reprovision the search nodes and
         rebuild their indexes; the module warns and the diff says so.
     type: bool
+  require_private_networking:
+    description:
+      - Whether Atlas reaches the key over private networking only (C(awsKms.requirePrivateNetworking)), through
+        encryption-at-rest private endpoints (AWS PrivateLink to KMS) that Atlas runs in the regions
+        O(private_endpoint_regions).
+      - When unset, it is never sent and stays as it is, unless O(private_endpoint_regions) lists regions, which imply
+        V(true). V(false) with regions listed is refused before any write.
+      - V(true) is set in the project's encryption-at-rest PATCH first; the endpoints are created after it, and Atlas
+        is waited for C(valid) once they are C(ACTIVE).
+      - V(false) on a project that requires private networking deletes every endpoint, waits until they are gone, and
+        then sets it to false.
+      - Refused together with O(source_ips) or O(required_source_ips), since over private networking Atlas's requests
+        no longer come from public addresses.
+      - Not used by O(procedure=disable), which deletes the endpoints anyway.
+    type: bool
+  private_endpoint_regions:
+    description:
+      - AWS regions (V(eu-west-2), or Atlas's V(EU_WEST_2)) that each get one encryption-at-rest private endpoint,
+        waited for until C(ACTIVE) (O(endpoint_timeout)). One that Atlas reports C(FAILED) fails the run with
+        Atlas's C(errorMessage); a re-run deletes it and creates it again.
+      - When given, endpoints of regions not listed are deleted (after the listed ones are C(ACTIVE)), waiting out
+        those Atlas is still provisioning and cannot delete yet. When unset, the endpoints are left as they are.
+      - An unknown region is refused before any write.
+    type: list
+    elements: str
+  endpoint_timeout:
+    description:
+      - Seconds to wait for encryption-at-rest private endpoints to be C(ACTIVE), or gone once deleted. Atlas can
+        take minutes. V(0) checks once.
+    type: int
+    default: 1800
   confirm_switch:
     description:
       - Confirms the switch from an access key to the IAM role, which Atlas cannot undo.
@@ -228,7 +259,8 @@ notes:
     it would make in RV(changes). Values Atlas has not chosen yet (a new role's id and external ID) show as
     V((known after apply)).
   - With C(--diff) there is one diff per resource, the Atlas role, the IAM role, the key policy, the
-    encryption-at-rest settings and the clusters, each before and after.
+    encryption-at-rest settings, the private networking (C(requirePrivateNetworking) and the endpoints by region)
+    and the clusters, each before and after.
   - A converged run reads each resource once and writes nothing.
   - The AWS credentials need C(iam:GetRole), C(iam:ListRolePolicies), C(iam:GetRolePolicy),
     C(iam:ListAttachedRolePolicies), C(iam:CreateRole), C(iam:UpdateAssumeRolePolicy), C(iam:PutRolePolicy),
@@ -388,6 +420,33 @@ enabled_for_search_nodes:
   description: Whether the project's search nodes encrypt with the key after the run.
   returned: success
   type: bool
+require_private_networking:
+  description: Whether Atlas reaches the key over private networking only after the run (check mode, as planned).
+  returned: with procedures enable, switch, rotate and verify
+  type: bool
+private_endpoints:
+  description:
+    - The project's encryption-at-rest private endpoints after the run, by region (check mode, as planned, a new one
+      C(ACTIVE) with the id V((known after apply))).
+  returned: with procedures enable, switch, rotate and verify
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The endpoint's id.
+      type: str
+    region:
+      description: The AWS region, such as V(eu-west-2).
+      type: str
+    region_name:
+      description: The region in Atlas's form, such as V(EU_WEST_2).
+      type: str
+    status:
+      description: V(INITIATING), V(ACTIVE), V(FAILED) or V(DELETING), as Atlas reports it.
+      type: str
+    error_message:
+      description: Atlas's C(errorMessage) of a C(FAILED) endpoint; null otherwise.
+      type: str
 clusters:
   description: Every cluster of the project with its C(encryptionAtRestProvider) after the run.
   returned: success
@@ -501,6 +560,9 @@ ARGUMENT_SPEC = dict(
     clusters=dict(type="list", elements="str"),
     all_clusters=dict(type="bool", default=False),
     enabled_for_search_nodes=dict(type="bool"),
+    require_private_networking=dict(type="bool"),
+    private_endpoint_regions=dict(type="list", elements="str"),
+    endpoint_timeout=dict(type="int", default=1800),
     confirm_switch=dict(type="bool", default=False),
     confirm_disable=dict(type="bool", default=False),
     remove_access=dict(type="bool", default=False),

@@ -28,6 +28,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_acc
     predicted_role,
     trust_policy_requirement,
 )
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.private_endpoints import PrivateEndpoints
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError, build_key_arn, parse_kms_key_ref, parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import AwsError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import KmsKeyError, describe_key, get_key_policy, key_label, key_problems, key_ref
@@ -409,6 +410,10 @@ class EncryptionAtRestApi:
 
     def clock(self):
         return self._clock()
+
+    def private_endpoints(self):
+        """The project's encryption-at-rest private endpoints (``requirePrivateNetworking``), with the same waits."""
+        return PrivateEndpoints(self.client, self.project_id, sleep=self._sleep, clock=self._clock, log=self._log)
 
     def update(self, aws_kms, timeout, enabled_for_search_nodes=None):
         """PATCH ``awsKms`` (and, when not None, ``enabledForSearchNodes``), repeating Atlas's propagation answers for up

@@ -79,6 +79,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import normalize_policy, normalize_source_ips, trust_policy_allows
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.evaluator import Documents, evaluate_access, needs_source_addresses
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.engine import Plan, execute
+from ansible_collections.cmk.atlas.plugins.module_utils.procedures.private_networking import plan_for as plan_private_networking
 
 PROCEDURE_ENABLE = "enable"
 PROCEDURE_SWITCH = "switch"
@@ -111,6 +112,11 @@ class Variables:
             "adopt_iam_role": "adopt_iam_role",
             "key_owner_assume_role_arn": "key_owner_role_arn" if playbook else "key_owner_assume_role_arn",
             "source_ips": "source_ips",
+            # The module's required_source_ips is what cmk_atlas_manage_source_ips collects in the playbooks.
+            "manage_source_ips": "manage_source_ips" if playbook else "required_source_ips",
+            "require_private_networking": "require_private_networking",
+            "private_endpoint_regions": "private_endpoint_regions",
+            "endpoint_timeout": "endpoint_timeout",
             "clusters": "clusters",
             "confirm_switch": "confirm_switch",
             "confirm_disable": "confirm_disable",
@@ -272,6 +278,8 @@ class RoleBasedAccess:
         if not authorized:
             plan.step(f"authorize Atlas role {self.atlas_role['role_id']} for {self.iam_role_arn}", self._authorize)
 
+        # Private networking (turned off, the endpoints go before the settings change; turned on, they follow it).
+        self.networking = plan_private_networking(self)
         # The project's encryption-at-rest settings.
         self.encryption_plan = self._plan_encryption(key_arn, region)
         # The clusters.
@@ -392,7 +400,12 @@ class RoleBasedAccess:
         current = self.current
         # Atlas keeps a switched project's key reference as stored; enable gives the ARN (needed across accounts).
         key = key_arn if self.ref is not None or current["customer_master_key_id"] is None else current["customer_master_key_id"]
-        desired = Desired(key=key, region=to_atlas_region(region) if region else None, role_id=self.atlas_role["role_id"])
+        desired = Desired(
+            key=key,
+            region=to_atlas_region(region) if region else None,
+            role_id=self.atlas_role["role_id"],
+            require_private_networking=self.networking.plan.change,
+        )
         try:
             encryption = plan_encryption(
                 current, desired, confirm_switch=True, check_mode=self.check_mode, principal_account=role_account, role=self.authorized_role
@@ -415,11 +428,22 @@ class RoleBasedAccess:
                 f"Project {self.project_id}: enabledForSearchNodes goes from {bool(self.search_nodes)} to {wanted}; "
                 "Atlas reprovisions the project's search nodes and rebuilds their indexes"
             )
-        if encryption.body or self.search_nodes_change is not None:
+        patch = bool(encryption.body or self.search_nodes_change is not None)
+        # Private networking turned on: the endpoints follow the PATCH, and Atlas is waited for valid once they are ACTIVE.
+        endpoint_steps = self.networking.after_patch
+        if patch:
             what = "switch" if encryption.switch else "set"
             fields = sorted(encryption.body) + (["enabledForSearchNodes"] if self.search_nodes_change is not None else [])
-            self.plan.step(f"{what} encryption at rest of project {self.project_id} ({', '.join(fields)}) and wait for valid", self._apply_encryption)
-        elif current["enabled"] and self.plan.steps:
+            implied = ""
+            if self.networking.plan.implied and "requirePrivateNetworking" in encryption.body:
+                implied = f", implied by {self.var.private_endpoint_regions}"
+            wait = "" if endpoint_steps else " and wait for valid"
+            self.plan.step(f"{what} encryption at rest of project {self.project_id} ({', '.join(fields)}{implied}){wait}", self._apply_encryption)
+        for description, apply in endpoint_steps:
+            self.plan.step(description, apply)
+        if patch and endpoint_steps:
+            self.plan.step(f"wait until Atlas reports the key of project {self.project_id} valid", self._confirm_valid)
+        elif not patch and current["enabled"] and self.plan.steps:
             # The settings stay, the access under them changes: Atlas must still report the key valid afterwards.
             self.plan.step(f"confirm that Atlas reports the key of project {self.project_id} valid", self._confirm_valid)
         if encryption.switch and self.params["deactivate_previous_access_key"]:
@@ -460,7 +484,7 @@ class RoleBasedAccess:
         sources = None
         if needs_source_addresses(documents):
             sources = normalize_source_ips(self._control_plane_addresses() + self.required_source_ips)
-        private = bool(self.current.get("require_private_networking"))
+        private = self.networking.plan.after
         report = evaluate_access(self.iam_role_arn, key_arn, region, documents, sources, private)
         where = f"the planned policies of {self.iam_role_arn}"
         for text in report.role_problems:
@@ -503,6 +527,9 @@ class RoleBasedAccess:
             if self.search_nodes_change is not None:
                 header += ": enabledForSearchNodes changes, so Atlas reprovisions search nodes and rebuilds their indexes"
             self.plan.diffs.append(diff_of(before, after, header, header))
+        endpoints_diff = self.networking.diff(self.project_id)
+        if endpoints_diff is not None:
+            self.plan.diffs.append(endpoints_diff)
         if self.cluster_plan is not None:
             results = cluster_results(self.cluster_plan, "AWS")
             header = f"clusters' encryptionAtRestProvider (project {self.project_id})"
@@ -565,7 +592,8 @@ class RoleBasedAccess:
         if "roleId" in body:
             body["roleId"] = self.authorized_role["role_id"]
         aws_kms = self.encryption.update(body, self.params["authorize_timeout"], enabled_for_search_nodes=self.search_nodes_change)
-        self._wait_valid(aws_kms or None)
+        if not self.networking.after_patch:
+            self._wait_valid(aws_kms or None)
 
     def _confirm_valid(self):
         self._wait_valid(None)
@@ -634,5 +662,7 @@ class RoleBasedAccess:
             "encryption_at_rest_before": self.current,
             "encryption_at_rest": encryption,
             "enabled_for_search_nodes": bool(self.search_nodes) if self.search_nodes_change is None else self.search_nodes_change,
+            "require_private_networking": self.networking.plan.after,
+            "private_endpoints": self.networking.results(applied=not self.check_mode),
             "clusters": clusters,
         }
