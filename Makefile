@@ -21,7 +21,7 @@ INTEGRATION_WORKERS ?= 3
 .PHONY: help demo test venv lint ruff unit integration sanity ansible-lint changelog-lint clean bench compat
 
 help:
-	@echo "make demo   run the enable and switch playbooks against the embedded test bed"
+	@echo "make demo   run the enable, switch and rotate playbooks against the embedded test bed"
 	@echo "make test   ruff, unit and integration tests, ansible-test sanity, ansible-lint (production),"
 	@echo "            and unit tests, sanity and one playbook run on ansible-core $(COMPAT_VERSIONS) (make compat)"
 
@@ -138,13 +138,15 @@ demo: $(STAMP)
 clean:
 	rm -rf $(VENV) $(foreach v,$(COMPAT_VERSIONS),.venv-$(v)) .ansible tests/output .pytest_cache .ruff_cache .hypothesis
 
-# Not part of `make test`: timed runs against the test bed, beside a hand-written amazon.aws + uri
-# baseline. Its own venv keeps the `ansible` package (for amazon.aws) out of the test toolchain.
+# Not part of `make test`: timed runs against the test bed, beside the one-module floor and a hand-written
+# amazon.aws baseline (tests/benchmarks/README.md); `make bench BENCH_ARGS=--quick` for a short run that
+# writes nothing. Its own venv keeps the `ansible` package (for amazon.aws) out of the test toolchain.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_ARGS ?= --runs 5 --output docs/performance.md
 
 $(BENCH_STAMP): tests/benchmarks/requirements.txt
+	@echo "Installing the benchmark toolchain into $(BENCH_VENV) (first run only, about a minute)..."
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip==25.3
 	$(BENCH_VENV)/bin/python -m pip install --quiet -r tests/benchmarks/requirements.txt

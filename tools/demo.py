@@ -1,14 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cmk.atlas collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""make demo: the enable and switch playbooks against the embedded Atlas and AWS test bed.
+"""make demo: the enable, switch and rotate playbooks against the embedded Atlas and AWS test bed.
 
 Builds and installs the collection into .ansible/demo/collections, starts the test bed with the
 scenario "demo" in the background, and runs, with the test bed's environment only:
   1. cmk.atlas.enable --check --diff on project "plain" (nothing may be written),
   2. cmk.atlas.enable on "plain" (no encryption at rest yet),
   3. cmk.atlas.switch on "legacy" (access key and secret -> IAM role, confirmed),
-  4. both again, which must report changed=0 and send no write call,
+  4. cmk.atlas.rotate --check --diff on "plain" to a new KMS key (nothing may be written), then the rotation,
+  5. rotate and switch again, which must report changed=0 and send no write call,
 then prints what Atlas and AWS hold now, read from the test bed itself. The test bed is always
 stopped and the temporary files removed, also after a failure or Ctrl-C.
 
@@ -36,7 +37,15 @@ SCENARIO_FILE = os.path.join(TESTS, "emulators", "scenarios", "demo.yaml")
 COLLECTIONS = os.path.join(REPO, ".ansible", "demo", "collections")
 # The virtual environment's bin directory, as called (not resolved: .venv/bin/python is a link).
 BIN = os.path.dirname(os.path.abspath(sys.executable))
-PLAYBOOKS = ("playbooks/enable.yml", "playbooks/switch.yml", "roles/enable/tasks/key_management.yml", "roles/switch/tasks/main.yml")
+PLAYBOOKS = (
+    "playbooks/enable.yml",
+    "playbooks/switch.yml",
+    "playbooks/rotate.yml",
+    "roles/enable/tasks/key_management.yml",
+    "roles/switch/tasks/main.yml",
+    "roles/rotate/tasks/main.yml",
+)
+NEXT_KEY_ALIAS = "alias/atlas-cmk-next"
 
 TESTBED_START_TIMEOUT = 90
 TESTBED_STOP_TIMEOUT = 20
@@ -117,7 +126,7 @@ def table(header, rows):
 def check_layout():
     missing = [path for path in PLAYBOOKS if not os.path.exists(os.path.join(REPO, path))]
     if missing:
-        raise DemoError(f"playbooks not found: {', '.join(missing)} missing in {REPO}. The demo runs cmk.atlas.enable and cmk.atlas.switch.")
+        raise DemoError(f"playbooks not found: {', '.join(missing)} missing in {REPO}. The demo runs cmk.atlas.enable, cmk.atlas.switch and cmk.atlas.rotate.")
     for tool in ("ansible-galaxy", "ansible-playbook"):
         if not os.path.exists(os.path.join(BIN, tool)):
             raise DemoError(f"{tool} not found in {BIN}; run the demo with the project's virtual environment (make demo).")
@@ -401,7 +410,8 @@ def _external_ids(trust_policy):
 def _grant_text(statement, key_arn):
     actions = sorted(_as_list(statement.get("Action")), key=str.lower)
     resources = _as_list(statement.get("Resource"))
-    where = "the key" if resources == [key_arn] else ", ".join(resources)
+    names = ["the key" if resource == key_arn else "the retained key" if ":kms:" in str(resource) else str(resource) for resource in resources]
+    where = " and ".join(names)
     short = ", ".join(action.split(":")[-1] for action in actions)
     text = f"{short} on {where}"
     if statement.get("Condition"):
@@ -465,6 +475,11 @@ def project_facts(testbed, facts, name):
     row["clusters: provider"] = (
         "\n".join(f"{cluster}: {info['encryptionAtRestProvider']}{' (paused)' if info['paused'] else ''}" for cluster, info in sorted(clusters.items())) or "-"
     )
+    row["retained keys"] = "-"
+    if role_arn:
+        tags = {tag["Key"]: tag["Value"] for tag in iam.list_role_tags(RoleName=role_arn.rsplit("/", 1)[-1])["Tags"]}
+        retained = [value.split(" ") for key, value in sorted(tags.items()) if key.startswith("cmk-atlas:retained:")]
+        row["retained keys"] = "\n".join(f"{_fold(arn)}\n(rotated out {stamp})" for stamp, arn in retained) or "(none)"
     if name == "legacy":
         keys = iam.list_access_keys(UserName=facts["legacy_user"])["AccessKeyMetadata"]
         row["previous access key"] = "\n".join(f"{item['AccessKeyId']}: {item['Status']}" for item in keys) or "(none)"
@@ -484,10 +499,11 @@ def summary(testbed, facts):
         "trust policy: external ID",
         "inline policy",
         "key policy statement",
+        "retained keys",
         "clusters: provider",
         "previous access key",
     ]
-    return table(["", "plain (enabled)", "legacy (switched)"], [[label, rows["plain"][label], rows["legacy"][label]] for label in labels])
+    return table(["", "plain (enabled, rotated)", "legacy (switched)"], [[label, rows["plain"][label], rows["legacy"][label]] for label in labels])
 
 
 # -- the demo ------------------------------------------------------------------------------------
@@ -542,10 +558,25 @@ def run_steps(work, testbed, facts):
     heading("5. Switch: cmk.atlas.switch on project legacy (confirmed with cmk_atlas_confirm_switch: true)")
     run_playbook("switch", inventory, env, work, "legacy")
 
-    heading("6. Run both again: nothing may change")
+    kms = testbed.aws("kms")
+    next_key = kms.create_key(Description="the next Atlas customer master key")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=NEXT_KEY_ALIAS, TargetKeyId=next_key)
+    rotate = ("-e", f"cmk_atlas_kms_key={NEXT_KEY_ALIAS}")
+    heading(f"6. Preview a rotation: cmk.atlas.rotate --check --diff on project plain to {NEXT_KEY_ALIAS} (a new key)")
+    testbed.clear_logs()
+    run_playbook("rotate", inventory, env, work, "plain", ("--check", "--diff", *rotate))
+    writes = testbed.write_calls()
+    if writes:
+        raise DemoError(f"check mode sent write calls: {', '.join(writes)}")
+    good("check mode sent no write call to Atlas or AWS")
+
+    heading("7. Rotate: cmk.atlas.rotate on project plain (the old key stays granted, retained for the snapshots taken under it)")
+    run_playbook("rotate", inventory, env, work, "plain", rotate)
+
+    heading("8. Run rotate and switch again: nothing may change")
     testbed.clear_logs()
     recap = {}
-    recap.update(run_playbook("enable", inventory, env, work, "plain"))
+    recap.update(run_playbook("rotate", inventory, env, work, "plain", rotate))
     recap.update(run_playbook("switch", inventory, env, work, "legacy"))
     changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"] or counts["failed"] or counts["unreachable"]}
     if changed:
@@ -555,7 +586,7 @@ def run_steps(work, testbed, facts):
         raise DemoError(f"the second run sent write calls: {', '.join(writes)}")
     good("PLAY RECAP: changed=0 for " + " and ".join(sorted(recap)) + "; no write call to Atlas or AWS")
 
-    heading("7. What Atlas and AWS hold now (read from the test bed)")
+    heading("9. What Atlas and AWS hold now (read from the test bed)")
     print(summary(testbed, facts))
 
 

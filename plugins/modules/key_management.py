@@ -69,8 +69,21 @@ options:
   iam_role_name:
     description:
       - Name of the IAM role Atlas assumes. It is created when it does not exist.
+      - When unset, the role the project reaches its key through now (its C(roleId), that Atlas role's
+        C(iamAssumedRoleArn)) is adopted, whoever made it (by hand, Terraform or the Atlas UI). It gets the pairing
+        tags and nothing else that is already right changes. A project without such a role is refused.
+      - A name other than the role the project uses is refused for a role-based project unless
+        O(replace_iam_role) is set.
     type: str
-    required: true
+  replace_iam_role:
+    description:
+      - Move a project that reaches its key through one IAM role to the role O(iam_role_name).
+      - The replaced role keeps its Atlas authorization and its grant on the key, since Atlas restores a snapshot
+        with the key and the role recorded when it was taken. It is recorded on the new role as a retained role
+        (tag C(cmk-atlas:retained-role:<Atlas role id>)) and retired with O(retire_roles) by the rule of
+        O(retire_keys).
+    type: bool
+    default: false
   iam_role_path:
     description:
       - Path of the IAM role. IAM cannot move a role to another path.
@@ -210,6 +223,14 @@ options:
         clusters with retained backups included) taken at or before the second the key was rotated out
         holds it. So does a cluster with continuous backup while its point-in-time restore window
         (O(pit_window_days)) reaches back to that second.
+    type: list
+    elements: str
+  retire_roles:
+    description:
+      - With O(procedure=rotate), retained roles (IAM role ARNs, as RV(retained_roles) lists them) whose Atlas
+        authorization is removed (the Atlas role is deauthorized when no other feature uses it), and their record.
+        The IAM role itself is left as it is.
+      - Refused by the rule of O(retire_keys), counted from the time the project moved away from the role.
     type: list
     elements: str
   pit_window_days:
@@ -496,6 +517,22 @@ retired_keys:
   returned: with procedure rotate
   type: list
   elements: str
+adopted_iam_role:
+  description: Whether O(iam_role_name) was unset and the run used the IAM role the project reaches its key through.
+  returned: with procedures enable, switch, rotate and verify
+  type: bool
+retained_roles:
+  description:
+    - The IAM roles the project was moved away from (O(replace_iam_role)) and that stay authorized for restores, each
+      with C(iam_role_arn), C(atlas_role_id) and C(replaced) (ISO 8601 UTC; null while it is not recorded yet).
+  returned: with procedures enable, switch, rotate and verify
+  type: list
+  elements: dict
+retired_roles:
+  description: With O(procedure=rotate), the retained roles whose authorization the run removed (check mode, would remove).
+  returned: with procedure rotate
+  type: list
+  elements: str
 rotated:
   description: With O(procedure=rotate), whether the run moved Atlas to another key (check mode, whether it would).
   returned: with procedure rotate
@@ -534,6 +571,10 @@ report:
       description: Keys kept in the IAM role's policy for restores after a rotation (not drift), each with C(key_arn) and C(rotated_out).
       type: list
       elements: dict
+    retained_roles:
+      description: IAM roles the project was moved away from, kept authorized for restores (not drift), as RV(retained_roles).
+      type: list
+      elements: dict
 """
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule
@@ -545,7 +586,8 @@ from ansible_collections.cmk.atlas.plugins.module_utils.procedures.verify import
 ARGUMENT_SPEC = dict(
     project_id=dict(type="str", required=True),
     procedure=dict(type="str", required=True, choices=["enable", "switch", "verify", "disable", "rotate"]),
-    iam_role_name=dict(type="str", required=True),
+    iam_role_name=dict(type="str"),
+    replace_iam_role=dict(type="bool", default=False),
     iam_role_path=dict(type="str", default="/"),
     iam_role_description=dict(type="str"),
     iam_role_tags=dict(type="dict"),
@@ -567,6 +609,7 @@ ARGUMENT_SPEC = dict(
     confirm_disable=dict(type="bool", default=False),
     remove_access=dict(type="bool", default=False),
     retire_keys=dict(type="list", elements="str", no_log=False),
+    retire_roles=dict(type="list", elements="str"),
     pit_window_days=dict(type="int", default=7),
     deactivate_previous_access_key=dict(type="bool", default=False, no_log=False),
     authorize_timeout=dict(type="int", default=300),

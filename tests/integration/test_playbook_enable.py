@@ -308,7 +308,7 @@ def test_the_module_validates_its_own_arguments_before_any_call(run_playbook, cl
     run = run_playbook(plays, env=testbed_env)
     messages = {r["task"]: r["result"]["msg"] for r in run.results if r["status"] == "failed"}
     assert sorted(messages) == ["run choice", "run missing", "run type"], run.output[-3000:]
-    assert "missing required arguments: iam_role_name, project_id" in messages["run missing"]
+    assert "missing required arguments: project_id" in messages["run missing"]
     assert "value of procedure must be one of: enable, switch" in messages["run choice"] and "got: rekey" in messages["run choice"]
     assert "authorize_timeout" in messages["run type"] and "cannot be converted to an int" in messages["run type"]
     assert [r["task"] for r in run.results if r["task"].startswith("after ")] == ["after missing", "after choice", "after type"]

@@ -574,6 +574,26 @@ def _trusted_principals(trust):
     return sorted(names)
 
 
+def trust_admits_only(trust, atlas_aws_account_arn, external_id):
+    """Whether a trust policy lets Atlas assume the role with ``external_id`` and admits nobody else: every Allow
+    names only Atlas's account and requires that external id. Such a trust is kept as it is, whatever its form."""
+    if is_unknown(atlas_aws_account_arn) or is_unknown(external_id) or not atlas_aws_account_arn or not external_id:
+        return False
+    if not trust_policy_allows(trust, atlas_aws_account_arn, external_id):
+        return False
+    atlas_account = atlas_aws_account_arn.split(":")[4] if atlas_aws_account_arn.count(":") >= 5 else None
+    admitted = {atlas_aws_account_arn, atlas_account, f"arn:aws:iam::{atlas_account}:root"}
+    for statement in _allow_statements(normalize_policy(trust)):
+        principal = statement.get("Principal")
+        if not isinstance(principal, dict) or set(principal) != {"AWS"} or "NotPrincipal" in statement:
+            return False
+        if not set(_as_list(principal["AWS"])) <= admitted:
+            return False
+        if _trust_external_ids({"Statement": [statement]}) != [external_id]:
+            return False
+    return True
+
+
 def role_ownership(current, project_id, atlas_aws_account_arn, external_ids):
     """Whose the role ``current`` (what read_role returned, or None) is, seen from Atlas project ``project_id``.
 
@@ -636,7 +656,11 @@ def extra_permissions(current, policy_name, key_arns):
             actions = _text(statement.get("Action")) if "Action" in statement else f"every action except {_text(statement.get('NotAction'))}"
             resources = _text(statement.get("Resource")) if "Resource" in statement else f"every resource except {_text(statement.get('NotResource'))}"
             if name != policy_name:
-                found.append(f"{where} {actions} on {resources}")
+                # A policy made by hand that grants just Atlas's actions on the keys is no more than Atlas needs.
+                only_kms = "Action" in statement and all(str(action).lower() in _KMS_ACCESS for action in _as_list(statement["Action"]))
+                on_keys = key_arns is not None and "Resource" in statement and all(r in key_arns for r in _as_list(statement["Resource"]))
+                if not (only_kms and on_keys):
+                    found.append(f"{where} {actions} on {resources}")
                 continue
             wider = [action for action in _as_list(statement.get("Action", [])) if str(action).lower() not in _KMS_ACCESS]
             if "NotAction" in statement:

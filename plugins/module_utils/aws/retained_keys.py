@@ -2,14 +2,18 @@
 # Copyright: contributors to the cmk.atlas collection
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Retained keys: keys a project was rotated away from, kept in the IAM role's KMS policy for the
-snapshots and point-in-time windows Atlas may still restore with them.
+"""Retained keys and roles: keys a project was rotated away from, kept in the IAM role's KMS policy, and
+IAM roles it was moved away from, kept authorized, for the snapshots and point-in-time windows Atlas may
+still restore with them (Atlas restores a snapshot with the key and the role recorded when it was taken).
 
 The record is stateless, one tag on the IAM role per key: ``cmk-atlas:retained:<key id>`` =
 ``<when it was rotated out, ISO 8601 UTC to the second> <key ARN>`` (at most 19 + 36 characters of
 key and 21 + an ARN of value: within IAM's 128 and 256). While a rotation runs the value is
 ``rotating <key ARN>``: the key is retained, and its rotation time is written once Atlas reports the
 new key valid (so the recorded time is never earlier than the real one).
+
+A replaced role is recorded the same way on the project's new IAM role: ``cmk-atlas:retained-role:<Atlas
+role id>`` = ``<when it was replaced> <IAM role ARN>`` (``replacing <IAM role ARN>`` while the move runs).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,11 +24,19 @@ import collections
 import datetime
 
 RETAINED_TAG_PREFIX = "cmk-atlas:retained:"
+RETAINED_ROLE_TAG_PREFIX = "cmk-atlas:retained-role:"
 ROTATING = "rotating"
+REPLACING = "replacing"
+# IAM's limit on a tag value.
+MAX_TAG_VALUE = 256
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 RetainedKey = collections.namedtuple("RetainedKey", ["key_arn", "key_id", "rotated_out", "tag"])
 """``rotated_out`` is an aware datetime (seconds), or None while the rotation is not recorded yet."""
+
+RetainedRole = collections.namedtuple("RetainedRole", ["role_arn", "atlas_role_id", "rotated_out", "tag"])
+"""An IAM role (and its Atlas role) the project was moved away from; ``rotated_out``: when, or None while the move
+is not recorded yet."""
 
 
 def key_id_of(key_arn):
@@ -53,8 +65,16 @@ def parse_time(text):
     return moment.astimezone(datetime.timezone.utc).replace(microsecond=0)
 
 
-def tag_value(key_arn, rotated_out=None):
-    return f"{format_time(rotated_out) if rotated_out is not None else ROTATING} {key_arn}"
+def tag_value(key_arn, rotated_out=None, pending=ROTATING):
+    return f"{format_time(rotated_out) if rotated_out is not None else pending} {key_arn}"
+
+
+def retained_role_tag(atlas_role_id):
+    return RETAINED_ROLE_TAG_PREFIX + atlas_role_id
+
+
+def role_tag_value(role_arn, replaced=None):
+    return tag_value(role_arn, replaced, pending=REPLACING)
 
 
 def retained_keys(tags):
@@ -68,6 +88,20 @@ def retained_keys(tags):
             continue
         stamp, arn = parts
         found[arn] = RetainedKey(arn, key_id_of(arn), None if stamp == ROTATING else parse_time(stamp), name)
+    return [found[arn] for arn in sorted(found)]
+
+
+def retained_roles(tags):
+    """The retained roles the IAM role's tags record, sorted by IAM role ARN (tags in another form are ignored)."""
+    found = {}
+    for name, value in (tags or {}).items():
+        if not name.lower().startswith(RETAINED_ROLE_TAG_PREFIX):
+            continue
+        parts = str(value).split(" ")
+        if len(parts) != 2 or ":iam:" not in parts[1]:
+            continue
+        stamp, arn = parts
+        found[arn] = RetainedRole(arn, name[len(RETAINED_ROLE_TAG_PREFIX) :], None if stamp == REPLACING else parse_time(stamp), name)
     return [found[arn] for arn in sorted(found)]
 
 

@@ -102,9 +102,13 @@ class Disable(RoleBasedAccess):
         self.clusters = list_clusters(self._atlas, self.project_id)
         self.endpoints = self.endpoints_api.list()
         self.iam_role = self.iam_role_arn = self.attachments = None
+        if self.role_name is None:
+            # The role the project uses now, which remove_access needs (a re-run after the disable needs the name).
+            self._adopt_role_in_use(settings, self.roles, required=self.remove_access)
         if self.remove_access:
             aws = self._aws()
             self.iam_role = read_role(aws, self.role_name)
+            self._check_adopted_role()
             self.iam_role_arn = self.iam_role["arn"] if self.iam_role is not None else predicted_arn(aws, self.role_name, self.role_path)
             if self.iam_role is not None:
                 self.attachments = read_attachments(aws, self.role_name, self.iam_role["managed_policies"])

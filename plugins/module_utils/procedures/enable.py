@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import datetime
 import json
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, ModuleInputError, diff_of, is_unknown, validate_project_id
@@ -53,6 +54,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import (
     predicted_arn,
     read_role,
     role_ownership,
+    trust_admits_only,
     validate_description,
     validate_policy_name,
     validate_role_name,
@@ -75,7 +77,14 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import (
     validate_key_principals,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.regions import to_atlas_region
-from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import retained_key_arns
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import (
+    MAX_TAG_VALUE,
+    format_time,
+    retained_key_arns,
+    retained_role_tag,
+    retained_roles,
+    role_tag_value,
+)
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import normalize_policy, normalize_source_ips, trust_policy_allows
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.evaluator import Documents, evaluate_access, needs_source_addresses
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.engine import Plan, execute
@@ -83,6 +92,8 @@ from ansible_collections.cmk.atlas.plugins.module_utils.procedures.private_netwo
 
 PROCEDURE_ENABLE = "enable"
 PROCEDURE_SWITCH = "switch"
+PROCEDURE_ROTATE = "rotate"
+PROCEDURE_VERIFY = "verify"
 ACCESS_ACTIONS_TEXT = "kms:Encrypt, kms:Decrypt and kms:DescribeKey"
 _DENIED_CODES = ("AccessDenied", "AccessDeniedException")
 
@@ -110,6 +121,9 @@ class Variables:
             "region": "region" if playbook else "key_region",
             "iam_role_name": "iam_role_name",
             "adopt_iam_role": "adopt_iam_role",
+            "replace_iam_role": "replace_iam_role",
+            "retire_keys": "retire_keys",
+            "retire_roles": "retire_roles",
             "key_owner_assume_role_arn": "key_owner_role_arn" if playbook else "key_owner_assume_role_arn",
             "source_ips": "source_ips",
             # The module's required_source_ips is what cmk_atlas_manage_source_ips collects in the playbooks.
@@ -142,8 +156,16 @@ class RoleBasedAccess:
         self.var = Variables(params.get("message_names") == "playbook")
         self.procedure = params["procedure"]
         self.project_id = validate_project_id(params["project_id"], self.var.project_id)
-        self.role_name = validate_role_name(params["iam_role_name"], self.var.iam_role_name)
+        # Unset: the role the project uses now (adopted by read()).
+        self.role_name = validate_role_name(params["iam_role_name"], self.var.iam_role_name) if params.get("iam_role_name") else None
         self.role_path = validate_role_path(params["iam_role_path"] or "/", "iam_role_path")
+        self.adopted_role_arn = None
+        for name in ("retire_keys", "retire_roles"):
+            if params.get(name) and self.procedure != PROCEDURE_ROTATE:
+                raise ModuleInputError(
+                    f"{getattr(self.var, name)} is given to cmk.atlas.{self.procedure}, which does not retire anything; nothing was read and nothing was written. "
+                    f"Retire with cmk.atlas.rotate (its {self.var.kms_key} the project's current key to retire without rotating), or leave it unset"
+                )
         self.policy_name = validate_policy_name(params["policy_name"], "policy_name")
         self.user_tags = validate_tags(params["iam_role_tags"], "iam_role_tags")
         validate_description(params["iam_role_description"], "iam_role_description")
@@ -175,14 +197,49 @@ class RoleBasedAccess:
         IAM role made by a concurrent run is never seen without the Atlas role it names.
         """
         settings = self.encryption.settings()
+        roles = None
+        if self.role_name is None:
+            roles = self.atlas_roles.roles()
+            self._adopt_role_in_use(settings, roles, required=True)
         aws = self._aws()
         self.iam_role = read_role(aws, self.role_name)
+        self._check_adopted_role()
         self.iam_role_arn = self.iam_role["arn"] if self.iam_role is not None else predicted_arn(aws, self.role_name, self.role_path)
-        self.roles = self.atlas_roles.roles()
+        self.roles = roles if roles is not None else self.atlas_roles.roles()
         self.current = normalize_encryption(settings.get("awsKms"), self.roles)
         self.search_nodes = settings.get("enabledForSearchNodes")
         self.clusters = read_clusters(self._atlas, self.project_id)
         self.key_connection, self.key, self.key_policy = self._read_key()
+
+    def _adopt_role_in_use(self, settings, roles, required):
+        """With no role name given: take the IAM role the project reaches its key through now (its ``roleId``, that
+        Atlas role's ``iamAssumedRoleArn``). ``required``: a project without one is refused, before any AWS call."""
+        current = normalize_encryption(settings.get("awsKms"), roles)
+        arn = current["iam_role_arn"] if current["access_method"] == ACCESS_ROLE else None
+        if not arn:
+            if not required:
+                return
+            how = {ACCESS_NONE: "it has no encryption at rest", ACCESS_CREDENTIALS: "it reaches its key with an access key and secret"}.get(
+                current["access_method"], "its Atlas role is not authorized for an IAM role"
+            )
+            raise ModuleInputError(
+                f"{self.var.iam_role_name} is not set, and project {self.project_id} has no IAM role to keep ({how}); nothing was read from AWS "
+                f"and nothing was written. Give {self.var.iam_role_name}, the IAM role to create for the project, such as atlas-kms-{self.project_id}"
+            )
+        role = parse_role_arn(arn, "iamAssumedRoleArn")
+        self.role_name, self.role_path, self.adopted_role_arn = role.name, role.path, arn
+
+    def _check_adopted_role(self):
+        """The role Atlas names must be the one these AWS credentials see under that name."""
+        if self.adopted_role_arn is None:
+            return
+        if self.iam_role is None or self.iam_role["arn"] != self.adopted_role_arn:
+            seen = f"their role of that name is {self.iam_role['arn']}" if self.iam_role is not None else "they see no role of that name"
+            raise ModuleInputError(
+                f"project {self.project_id} reaches its key through IAM role {self.adopted_role_arn}, but the AWS credentials "
+                f"cannot read it ({seen}); nothing was written. Use credentials of account {parse_role_arn(self.adopted_role_arn).account}, "
+                f"or give {self.var.iam_role_name}"
+            )
 
     def _key_reference(self):
         """(ref, region) of the key Atlas is to use: the one given, else (switch) the project's current one."""
@@ -254,6 +311,7 @@ class RoleBasedAccess:
             )
         self.selection = selection
         self.atlas_role = selection.after
+        self.replaced_role = self._judge_replacement()
         if selection.create:
             plan.step(f"create an Atlas cloud provider access role in project {self.project_id}", self._create_atlas_role)
 
@@ -263,11 +321,13 @@ class RoleBasedAccess:
         except RoleConflictError as error:
             plan.problem(self.var.iam_role_name, str(error))
         actions, self.iam_after = plan_iam_role(self.iam_role, self._desired_iam_role(self.atlas_role, key_arn))
+        # Steps that change no access (tags only): Atlas's valid need not be confirmed after them.
+        self.tag_only_steps = set()
         if actions:
-            plan.step(
-                f"{'create' if self.iam_role is None else 'update'} IAM role {self.role_name} ({'; '.join(action.summary for action in actions)})",
-                self._apply_iam_role,
-            )
+            description = f"{'create' if self.iam_role is None else 'update'} IAM role {self.role_name} ({'; '.join(action.summary for action in actions)})"
+            plan.step(description, self._apply_iam_role)
+            if all(action.method in ("tag_role", "untag_role") for action in actions):
+                self.tag_only_steps.add(description)
 
         # The key-policy statement, only where the key policy does not already let the role use the key.
         self.key_policy_after, self.key_statement, self.key_statement_needed = self._plan_key_policy()
@@ -282,6 +342,11 @@ class RoleBasedAccess:
         self.networking = plan_private_networking(self)
         # The project's encryption-at-rest settings.
         self.encryption_plan = self._plan_encryption(key_arn, region)
+        # When the project moved away from a role (this run or one that stopped after the move), the time is recorded.
+        self.roles_to_record = [role for role in retained_roles(self.iam_after["tags"]) if role.rotated_out is None]
+        if self.roles_to_record and self.procedure != PROCEDURE_VERIFY:
+            arns = ", ".join(role.role_arn for role in self.roles_to_record)
+            plan.step(f"record on IAM role {self.role_name} when the project moved away from {arns}", self._record_replacement)
         # The clusters.
         self.cluster_plan = self._plan_clusters()
 
@@ -334,6 +399,32 @@ class RoleBasedAccess:
                 )
         return ownership
 
+    def _judge_replacement(self):
+        """The role the project moves away from (a RetainedRole-like dict), or None; refused without ``replace_iam_role``.
+
+        Atlas restores a snapshot with the key and the role recorded when it was taken, so the replaced role keeps its
+        authorization and its grant, recorded on the new IAM role as a retained role (retired by cmk.atlas.rotate).
+        """
+        current = self.current
+        if current["access_method"] != ACCESS_ROLE or not current["role_id"] or current["role_id"] == self.atlas_role["role_id"]:
+            return None
+        if self.procedure not in (PROCEDURE_ENABLE, PROCEDURE_SWITCH):
+            return None  # rotate keeps the role and says so; verify reports the plan
+        old_arn = current["iam_role_arn"] or "(no IAM role)"
+        if not self.params.get("replace_iam_role"):
+            self.plan.problem(
+                self.var.iam_role_name,
+                f"project {self.project_id} reaches its key through IAM role {old_arn} (Atlas role {current['role_id']}), not {self.iam_role_arn}; "
+                "moving it to another role is refused unless asked for, since Atlas restores each snapshot with the role recorded when it was taken",
+                f"leave {self.var.iam_role_name} unset to keep the role the project uses, or set {self.var.replace_iam_role}: true to move it "
+                "(the replaced role stays authorized as a retained role until cmk.atlas.rotate retires it)",
+            )
+            return None
+        if current["iam_role_arn"] and len(role_tag_value(current["iam_role_arn"])) > MAX_TAG_VALUE:
+            self.plan.problem(self.var.iam_role_name, f"the ARN of the replaced role {old_arn} is too long to be recorded in an IAM tag")
+            return None
+        return {"role_id": current["role_id"], "iam_role_arn": current["iam_role_arn"]}
+
     def _key_target(self):
         """(key ARN, AWS region) Atlas is to use; placeholders where the key could not be read."""
         ref, region = self._key_reference()
@@ -352,7 +443,7 @@ class RoleBasedAccess:
         return ref.arn or UNKNOWN, ref.region or region
 
     def _desired_iam_role(self, atlas_role, key_arn):
-        return desired_role(
+        desired = desired_role(
             {
                 "name": self.role_name,
                 "path": self.role_path,
@@ -367,6 +458,32 @@ class RoleBasedAccess:
                 "policy_name": self.policy_name,
             }
         )
+        current = self.iam_role
+        replaced = getattr(self, "replaced_role", None)
+        if replaced and replaced["iam_role_arn"]:
+            tag = retained_role_tag(replaced["role_id"])
+            if not (current or {}).get("tags", {}).get(tag):
+                desired["tags"][tag] = role_tag_value(replaced["iam_role_arn"])
+        if current is not None:
+            # What is already right stays as it is (a role made by hand, by Terraform or in the UI keeps its documents).
+            if trust_admits_only(current["trust_policy"], atlas_role["atlas_aws_account_arn"], atlas_role["external_id"]):
+                desired["trust_policy"] = current["trust_policy"]
+            if (
+                desired["inline_policy"] is not None
+                and self.policy_name not in current["inline_policies"]
+                and not self.source_ips
+                and self._granted_by_current_policies(self._policy_key_arns(key_arn))
+            ):
+                desired["inline_policy"] = None
+        return desired
+
+    def _granted_by_current_policies(self, key_arns):
+        """Whether the role's inline policies as they are already allow Atlas's KMS actions on every key in ``key_arns``."""
+        if not key_arns or any(is_unknown(arn) for arn in key_arns):
+            return False
+        documents = Documents([(f"inline policy {name}", doc) for name, doc in sorted(self.iam_role["inline_policies"].items())], None, None)
+        # No key policy given: only whether the identity policies allow it is judged.
+        return all(evaluate_access(self.iam_role["arn"], arn, arn.split(":")[3], documents).role_ok is True for arn in key_arns)
 
     def _policy_key_arns(self, key_arn):
         """The keys the role's inline policy grants: the project's, and the retained keys its tags record (cmk.atlas.rotate)."""
@@ -443,7 +560,7 @@ class RoleBasedAccess:
             self.plan.step(description, apply)
         if patch and endpoint_steps:
             self.plan.step(f"wait until Atlas reports the key of project {self.project_id} valid", self._confirm_valid)
-        elif not patch and current["enabled"] and self.plan.steps:
+        elif not patch and current["enabled"] and any(step.description not in self.tag_only_steps for step in self.plan.steps):
             # The settings stay, the access under them changes: Atlas must still report the key valid afterwards.
             self.plan.step(f"confirm that Atlas reports the key of project {self.project_id} valid", self._confirm_valid)
         if encryption.switch and self.params["deactivate_previous_access_key"]:
@@ -615,6 +732,14 @@ class RoleBasedAccess:
         deactivate_access_key(self._aws(), user, self.previous_access_key)
         self.deactivated_access_key = self.previous_access_key
 
+    def _record_replacement(self):
+        moment = datetime.datetime.now(datetime.timezone.utc)
+        # An upper bound, to the second: every snapshot at or before it counts as taken under the replaced role.
+        moment = moment.replace(microsecond=0) + datetime.timedelta(seconds=1 if moment.microsecond else 0)
+        tags = [{"Key": role.tag, "Value": role_tag_value(role.role_arn, moment)} for role in self.roles_to_record]
+        self._aws().call("iam", "tag_role", RoleName=self.role_name, Tags=tags)
+        self.replaced_at = format_time(moment)
+
     def _apply_clusters(self):
         self.clusters_after = self.clusters_api.apply(self.cluster_plan, "AWS", wait_timeout=self.params["cluster_timeout"])
 
@@ -629,6 +754,20 @@ class RoleBasedAccess:
         plan = self.plan_all()
         done = execute(plan, f"cmk.atlas.{self.procedure} of project {self.project_id}", self.check_mode)
         return Outcome(plan.changed, self._result(done), plan.diffs, plan.warnings)
+
+    def _retained_roles_result(self):
+        """The roles the project moved away from, kept authorized for restores (with the time recorded, once it is)."""
+        recorded_at = getattr(self, "replaced_at", None)
+        pending = {role.role_arn for role in getattr(self, "roles_to_record", [])}
+        roles = retained_roles((getattr(self, "iam_after", None) or self.iam_role or {}).get("tags"))
+        return [
+            {
+                "iam_role_arn": role.role_arn,
+                "atlas_role_id": role.atlas_role_id,
+                "replaced": format_time(role.rotated_out) if role.rotated_out else (recorded_at if role.role_arn in pending else None),
+            }
+            for role in roles
+        ]
 
     def _result(self, changes):
         key_arn, region = self.key_arn, self.key_region
@@ -649,6 +788,8 @@ class RoleBasedAccess:
             "created_atlas_role": self.created_atlas_role is not None or (self.check_mode and self.selection.create),
             "iam_role_arn": self.iam_role_arn,
             "iam_role_name": self.role_name,
+            "adopted_iam_role": self.adopted_role_arn is not None,
+            "retained_roles": self._retained_roles_result(),
             "policy_name": self.policy_name,
             "key_arn": key_arn,
             "key_region": region,

@@ -26,11 +26,20 @@ import datetime
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ModuleInputError
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.backups import read_restorable
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import describe_usages, in_use
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest import ACCESS_ROLE, same_key
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError, parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import AwsError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import validate_kms_key_arns
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import KmsKeyError, describe_key, get_key_policy, key_problems, key_ref
-from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import format_time, retained_keys, retained_tag, tag_value
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import (
+    RetainedRole,
+    format_time,
+    retained_keys,
+    retained_roles,
+    retained_tag,
+    tag_value,
+)
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.evaluator import Documents, evaluate_access
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.enable import RoleBasedAccess
 
@@ -46,7 +55,7 @@ def _cluster_label(cluster_name, deleted):
 
 
 def holders(retained, clusters, snapshots, now, pit_window_days=DEFAULT_PIT_WINDOW_DAYS):
-    """What Atlas may still restore with the retained key ``retained`` (a RetainedKey), one sentence each.
+    """What Atlas may still restore with the retained key or role ``retained`` (a RetainedKey or RetainedRole), one sentence each.
 
     - The rotation is not recorded (a rotation that did not finish): everything may need it.
     - A snapshot (not failed) created at or before ``rotated_out``, compared to the second: it was taken
@@ -56,6 +65,8 @@ def holders(retained, clusters, snapshots, now, pit_window_days=DEFAULT_PIT_WIND
     """
     rotated_out = retained.rotated_out
     if rotated_out is None:
+        if isinstance(retained, RetainedRole):
+            return [f"the time the project moved away from role {retained.role_arn} is not recorded yet (tag {retained.tag}): a move did not finish"]
         return [f"the time key {retained.key_arn} was rotated out is not recorded yet (tag {retained.tag}): a rotation did not finish"]
     rotated_out = rotated_out.replace(microsecond=0)
     deleted = {}
@@ -88,6 +99,13 @@ class Rotate(RoleBasedAccess):
         self.retire_option = prefix + "retire_keys"
         self.window_option = prefix + "pit_window_days"
         self.retire = validate_kms_key_arns(params.get("retire_keys"), self.retire_option)
+        self.retire_roles_option = prefix + "retire_roles"
+        self.retire_role_arns = []
+        for value in params.get("retire_roles") or []:
+            try:
+                self.retire_role_arns.append(parse_role_arn(value, self.retire_roles_option).arn)
+            except ArnError as error:
+                raise ModuleInputError(f"{error}; nothing was read and nothing was written") from None
         self.pit_window_days = params.get("pit_window_days")
         if self.pit_window_days is None:
             self.pit_window_days = DEFAULT_PIT_WINDOW_DAYS
@@ -101,7 +119,8 @@ class Rotate(RoleBasedAccess):
         super().read()
         self.retained = retained_keys((self.iam_role or {}).get("tags"))
         self.current_key, self.current_key_policy = self._read_current_key()
-        self.restorable = read_restorable(self._atlas, self.project_id) if self.retire else ([], [])
+        self.retained_roles = retained_roles((self.iam_role or {}).get("tags"))
+        self.restorable = read_restorable(self._atlas, self.project_id) if self.retire or self.retire_role_arns else ([], [])
 
     def _read_current_key(self):
         """(metadata or None, key policy or None) of the key Atlas uses now; problems go to the plan."""
@@ -195,6 +214,34 @@ class Rotate(RoleBasedAccess):
                     )
                 else:
                     self.retiring.append(retained[arn])
+        self._judge_retire_roles()
+
+    def _judge_retire_roles(self):
+        """Retained roles to retire: by the rule of retained keys, and only when no other Atlas feature uses their Atlas role."""
+        self.retiring_roles = []
+        retained = {role.role_arn: role for role in self.retained_roles}
+        atlas_roles = {role["role_id"]: role for role in self.roles}
+        clusters, snapshots = self.restorable
+        for arn in self.retire_role_arns:
+            if arn not in retained:
+                continue  # retired already (or never retained): nothing to do
+            role = retained[arn]
+            held = holders(role, clusters, snapshots, _now(), self.pit_window_days)
+            atlas_role = atlas_roles.get(role.atlas_role_id)
+            if held:
+                self.plan.problem(
+                    f"retained role {arn}",
+                    "Atlas may still need it to restore: " + "; ".join(held),
+                    "keep it until those snapshots expire or are deleted and the restore windows have moved past the move, then retire it",
+                )
+            elif atlas_role is not None and in_use(atlas_role):
+                self.plan.problem(
+                    f"retained role {arn}",
+                    f"its Atlas role {role.atlas_role_id} is still used: {describe_usages(atlas_role)}",
+                    "move those features to another role first, then retire it",
+                )
+            else:
+                self.retiring_roles.append((role, atlas_role))
 
     def plan_all(self):
         self._judge_retire(self._new_key_arn())
@@ -206,6 +253,16 @@ class Rotate(RoleBasedAccess):
                 self.var.iam_role_name,
                 f"project {self.project_id} uses Atlas role {self.current['role_id']}, not the one of IAM role {self.role_name}; rotate keeps the role",
                 "give the IAM role the project uses now",
+            )
+        for role, atlas_role in self.retiring_roles:
+            if atlas_role is not None:
+                plan.step(
+                    f"deauthorize Atlas role {role.atlas_role_id} (retained role {role.role_arn})",
+                    lambda role_id=role.atlas_role_id: self.atlas_roles.deauthorize(role_id),
+                )
+            plan.step(
+                f"remove the record of retained role {role.role_arn} from IAM role {self.role_name}",
+                lambda tag=role.tag: self._aws().call("iam", "untag_role", RoleName=self.role_name, TagKeys=[tag]),
             )
         self.recorded = self._to_record(key_arn)
         if self.recorded:
@@ -272,5 +329,8 @@ class Rotate(RoleBasedAccess):
             retained.append({"key_arn": arn, "rotated_out": recorded_at})
         result["retained_keys"] = sorted(retained, key=lambda item: item["key_arn"])
         result["retired_keys"] = sorted(retiring)
+        retired_roles = {role.role_arn for role, _atlas_role in self.retiring_roles}
+        result["retained_roles"] = [role for role in result["retained_roles"] if role["iam_role_arn"] not in retired_roles]
+        result["retired_roles"] = sorted(retired_roles)
         result["rotated"] = self._rotating(self.key_arn)
         return result

@@ -73,6 +73,7 @@ class Verify(RoleBasedAccess):
                 for key in retained_keys((self.iam_role or {}).get("tags"))
                 if key.key_arn != self.key_arn
             ],
+            "retained_roles": self._retained_roles_result(),
             "source_ips": {
                 "wanted": sorted(self.wanted_ips),
                 "current": sorted(self.current_ips),

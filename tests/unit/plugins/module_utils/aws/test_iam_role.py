@@ -780,3 +780,43 @@ def test_without_key_arns_only_actions_are_judged():
 def test_a_new_role_plans_no_managed_policies():
     _actions, after = iam_role.plan_present(None, iam_role.desired_role(params()))
     assert after["managed_policies"] == []
+
+
+def test_a_hand_made_policy_that_grants_just_the_key_is_nothing_beyond():
+    by_hand = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": KEY_ARN}]}
+    assert beyond(inline_policies={"kms": by_hand}) == []
+    wider = copy.deepcopy(by_hand)
+    wider["Statement"][0]["Resource"] = "*"
+    assert beyond(inline_policies={"kms": wider}) == ["inline policy kms of IAM role atlas-kms allows kms:Decrypt, kms:Encrypt on *"]
+
+
+# -- a trust policy to keep as it is ---------------------------------------------------------
+
+
+def atlas_statement(principal=ATLAS_ARN, external_id=EXTERNAL_ID, operator="StringEquals"):
+    return {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole", "Condition": {operator: {"sts:ExternalId": external_id}}}
+
+
+@pytest.mark.parametrize(
+    "statements, kept",
+    [
+        ([atlas_statement()], True),
+        ([atlas_statement(principal="536727724300")], True),
+        ([atlas_statement(principal=[ATLAS_ARN])], True),
+        # Another party admitted beside Atlas, Atlas without the external id, or another external id: rewritten.
+        ([atlas_statement(), {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}], False),
+        ([atlas_statement(), atlas_statement(principal="arn:aws:iam::111111111111:root")], False),
+        ([{"Effect": "Allow", "Principal": {"AWS": ATLAS_ARN}, "Action": "sts:AssumeRole"}], False),
+        ([atlas_statement(external_id="other")], False),
+        ([atlas_statement(principal="*")], False),
+    ],
+)
+def test_trust_admits_only_atlas_with_the_external_id(statements, kept):
+    trust = {"Version": "2012-10-17", "Statement": statements}
+    assert iam_role.trust_admits_only(trust, ATLAS_ARN, EXTERNAL_ID) is kept
+
+
+def test_a_trust_is_never_kept_for_placeholders():
+    trust = {"Version": "2012-10-17", "Statement": [atlas_statement()]}
+    assert iam_role.trust_admits_only(trust, ATLAS_ARN, UNKNOWN) is False
+    assert iam_role.trust_admits_only(trust, UNKNOWN, EXTERNAL_ID) is False

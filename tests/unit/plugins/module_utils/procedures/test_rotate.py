@@ -2,7 +2,7 @@
 
 import datetime
 
-from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import RetainedKey, retained_keys, tag_value
+from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import RetainedKey, RetainedRole, retained_keys, tag_value
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.rotate import holders
 
 UTC = datetime.timezone.utc
@@ -58,6 +58,16 @@ def test_continuous_backup_holds_the_key_while_its_window_reaches_back_before_th
 def test_an_unrecorded_rotation_holds_the_key():
     held = holders(key(rotated_out=None), [cluster()], [], NOW)
     assert "not recorded" in held[0]
+
+
+def test_a_retained_role_is_held_by_the_same_rule():
+    role_arn = "arn:aws:iam::111111111111:role/atlas-by-hand"
+    role = RetainedRole(role_arn, "5f0000000000000000000abc", ROTATED, "cmk-atlas:retained-role:5f0000000000000000000abc")
+    assert holders(role, [cluster()], [], NOW) == []
+    assert "Cluster0" in holders(role, [cluster()], [snapshot(ROTATED - datetime.timedelta(days=1))], NOW)[0]
+    assert holders(role, [cluster(pit=True)], [], ROTATED + datetime.timedelta(days=3))
+    [pending] = holders(role._replace(rotated_out=None), [cluster()], [], NOW)
+    assert f"moved away from role {role_arn} is not recorded" in pending
 
 
 def test_the_tags_round_trip():
