@@ -153,3 +153,32 @@ def test_moving_to_another_role_needs_the_users_word_and_keeps_the_replaced_role
     assert done["retired_roles"] == [old_arn] and done["retained_roles"] == []
     assert sorted(successful_writes(bed)) == [("atlas", "deauthorizeGroupCloudProviderAccessRole"), ("aws", "UntagRole")]
     assert old_atlas_role["roleId"] not in {role["roleId"] for role in bed.atlas.project_state(group)["roles"]}
+
+
+@pytest.mark.scenario("demo")
+def test_a_move_broken_before_its_record_is_recorded_by_the_rerun(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    old_atlas_role = made_elsewhere(bed)
+    old_arn = bed.aws_client("iam").get_role(RoleName=HAND_MADE)["Role"]["Arn"]
+    inventory = write_inventory({"plain": variables(bed, cmk_atlas_iam_role_name="atlas-kms-plain", cmk_atlas_replace_iam_role=True)})
+    tag = f"cmk-atlas:retained-role:{old_atlas_role['roleId']}"
+    # The last write, the time of the move, fails: Atlas already uses the new role, the replaced one is marked pending.
+    bed.proxy.fail("TagRole", "access_denied", count=1)
+    broken = run_playbook(ENABLE, env=testbed_env, inventory=inventory)
+    message = failed_part_way(broken)
+    assert message.startswith("record on IAM role atlas-kms-plain when the project moved away from " + old_arn), message
+    assert "set encryption at rest" in message and "Run again to continue from there" in message
+    assert role_documents(bed, "atlas-kms-plain")[2][tag] == f"replacing {old_arn}"
+
+    bed.clear_logs()
+    resumed = run_playbook(ENABLE, env=testbed_env, inventory=inventory).assert_ok().task(TASK)
+    assert resumed["changes"] == [f"record on IAM role atlas-kms-plain when the project moved away from {old_arn}"]
+    assert successful_writes(bed) == [("aws", "TagRole")]
+    [retained] = resumed["retained_roles"]
+    assert role_documents(bed, "atlas-kms-plain")[2][tag] == f"{retained['replaced']} {old_arn}"
+
+
+def failed_part_way(run):
+    """The procedure's task failed part-way; returns its message."""
+    assert run.rc != 0 and run.failed_tasks() == [TASK], run.output[-3000:]
+    return run.task(TASK)["msg"]
