@@ -63,7 +63,7 @@ def test_a_setup_made_elsewhere_gets_the_pairing_tags_and_nothing_more(run_playb
     check = run_playbook(ENABLE, env=testbed_env, inventory=inventory, check=True, diff=True).assert_ok()
     assert successful_writes(bed) == []
     predicted = check.task(TASK)["changes"]
-    assert len(predicted) == 1 and predicted[0].startswith(f"update IAM role {HAND_MADE} (tag {HAND_MADE} with cmk-atlas:project-id"), predicted
+    assert predicted == [f"update IAM role {HAND_MADE} (tag {HAND_MADE} with cmk-atlas:adopted, cmk-atlas:project-id, cmk-atlas:role-id)"]
 
     bed.clear_logs()
     run = run_playbook(ENABLE, env=testbed_env, inventory=inventory).assert_ok()
@@ -73,7 +73,7 @@ def test_a_setup_made_elsewhere_gets_the_pairing_tags_and_nothing_more(run_playb
     assert successful_writes(bed) == [("aws", "TagRole")]
     trust_after, inline_after, tags = role_documents(bed, HAND_MADE)
     assert (trust_after, inline_after) == (trust_before, inline_before) == (trust_before, ["kms"])
-    assert tags == {"cmk-atlas:project-id": bed.projects["plain"], "cmk-atlas:role-id": atlas_role["roleId"]}
+    assert tags == {"cmk-atlas:project-id": bed.projects["plain"], "cmk-atlas:role-id": atlas_role["roleId"], "cmk-atlas:adopted": "true"}
     assert run.task(SUMMARY_TASK)["msg"]["valid"] is True
     assert not run.task(TASK).get("warnings"), run.task(TASK).get("warnings")
 
@@ -90,6 +90,13 @@ def test_a_setup_made_elsewhere_gets_the_pairing_tags_and_nothing_more(run_playb
     assert rotate.task(ROTATE_TASK)["rotated"] is True
     assert role_documents(bed, HAND_MADE)[1] == ["cmk-atlas-kms-access", "kms"]
     assert bed.atlas.project_state(bed.projects["plain"])["encryptionAtRest"]["customerMasterKeyID"] == new
+
+    # Disable with remove_access leaves the adopted role in place: only the policy and tags the collection added go.
+    disable = variables(bed, cmk_atlas_confirm_disable=True, cmk_atlas_remove_access=True)
+    run_playbook("cmk.atlas.disable", env=testbed_env, inventory=write_inventory({"plain": disable})).assert_ok()
+    trust_end, inline_end, tags_end = role_documents(bed, HAND_MADE)
+    assert (trust_end, inline_end, tags_end) == (trust_before, ["kms"], {})
+    assert bed.atlas.project_state(bed.projects["plain"])["encryptionAtRest"]["enabled"] is False
 
 
 @pytest.mark.scenario("demo")

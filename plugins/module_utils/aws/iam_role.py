@@ -43,6 +43,9 @@ from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import (
 
 PROJECT_TAG = "cmk-atlas:project-id"
 ROLE_TAG = "cmk-atlas:role-id"
+# On a role the collection took over rather than made: removing access leaves the role itself.
+ADOPTED_TAG = "cmk-atlas:adopted"
+COLLECTION_TAG_PREFIX = "cmk-atlas:"
 PAIRING_TAGS = (PROJECT_TAG, ROLE_TAG)
 # cmk-atlas: keys belong to the pairing tags, aws: keys to AWS itself.
 RESERVED_TAG_PREFIXES = ("cmk-atlas:", "aws:")

@@ -30,6 +30,9 @@ from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.private_endpoints import PrivateEndpoints, describe, plan_removal
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import ArnError, parse_kms_key_ref
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import (
+    ADOPTED_TAG,
+    COLLECTION_TAG_PREFIX,
+    Action,
     RoleConflictError,
     apply_actions,
     predicted_arn,
@@ -37,6 +40,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import (
     read_role,
     role_ownership,
     same_role_arn,
+    tag_value,
 )
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import diff_view as role_diff_view
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import plan_absent as plan_iam_role_absent
@@ -262,6 +266,9 @@ class Disable(RoleBasedAccess):
     def _plan_iam_role(self):
         if self.iam_role is None:
             return
+        if tag_value(self.iam_role["tags"], ADOPTED_TAG) is not None:
+            self._plan_adopted_iam_role()
+            return
         try:
             actions = plan_iam_role_absent(self.iam_role, self.attachments, purge_policies=False)
         except RoleConflictError as error:
@@ -271,6 +278,29 @@ class Disable(RoleBasedAccess):
         self.plan.step(f"delete IAM role {self.role_name} ({'; '.join(action.summary for action in actions)})", lambda: apply_actions(self._aws(), actions))
         header = f"IAM role {self.role_name}"
         self.plan.diffs.append(diff_of(role_diff_view(self.iam_role, self.policy_name), None, header, header))
+
+    def _plan_adopted_iam_role(self):
+        """A role the collection took over (made by hand, by Terraform, in the UI) stays: only what the collection added
+        goes, its inline policy and its tags."""
+        name = self.role_name
+        actions = []
+        after = dict(self.iam_role, inline_policies=dict(self.iam_role["inline_policies"]), tags=dict(self.iam_role["tags"]))
+        if self.policy_name in after["inline_policies"]:
+            request = {"RoleName": name, "PolicyName": self.policy_name}
+            actions.append(Action("delete_role_policy", request, f"delete inline policy {self.policy_name} of {name}"))
+            del after["inline_policies"][self.policy_name]
+        ours = sorted(key for key in after["tags"] if key.lower().startswith(COLLECTION_TAG_PREFIX))
+        if ours:
+            actions.append(Action("untag_role", {"RoleName": name, "TagKeys": ours}, f"remove tags {', '.join(ours)} from {name}"))
+            after["tags"] = {key: value for key, value in after["tags"].items() if key not in ours}
+        if not actions:
+            return
+        self.plan.step(
+            f"remove what the collection added to IAM role {name}, which it adopted and leaves in place ({'; '.join(a.summary for a in actions)})",
+            lambda: apply_actions(self._aws(), actions),
+        )
+        header = f"IAM role {name}"
+        self.plan.diffs.append(diff_of(role_diff_view(self.iam_role, self.policy_name), role_diff_view(after, self.policy_name), header, header))
 
     def _judge_confirmation(self):
         if self.params.get("confirm_disable"):

@@ -45,6 +45,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.atlas.encryption_at_rest
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import parse_role_arn
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.connection import AwsError
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import (
+    ADOPTED_TAG,
     RoleAppearedError,
     RoleConflictError,
     apply_actions,
@@ -163,7 +164,8 @@ class RoleBasedAccess:
         for name in ("retire_keys", "retire_roles"):
             if params.get(name) and self.procedure != PROCEDURE_ROTATE:
                 raise ModuleInputError(
-                    f"{getattr(self.var, name)} is given to cmk.atlas.{self.procedure}, which does not retire anything; nothing was read and nothing was written. "
+                    f"{getattr(self.var, name)} is given to cmk.atlas.{self.procedure}, which does not retire anything; "
+                    "nothing was read and nothing was written. "
                     f"Retire with cmk.atlas.rotate (its {self.var.kms_key} the project's current key to retire without rotating), or leave it unset"
                 )
         self.policy_name = validate_policy_name(params["policy_name"], "policy_name")
@@ -290,7 +292,7 @@ class RoleBasedAccess:
     def plan_all(self):
         plan = self.plan
         self._guard()
-        ownership = self._judge_ownership()
+        ownership = self.ownership = self._judge_ownership()
         self.key_arn, self.key_region = key_arn, region = self._key_target()
 
         # The Atlas role: the one authorized for the IAM role, else the one its trust names, else an unused one, else a new one.
@@ -459,6 +461,9 @@ class RoleBasedAccess:
             }
         )
         current = self.iam_role
+        ownership = getattr(self, "ownership", None)
+        if current is not None and ownership is not None and ownership.kind in ("trusts_project", "foreign"):
+            desired["tags"][ADOPTED_TAG] = "true"  # made elsewhere: cmk.atlas.disable leaves the role itself
         replaced = getattr(self, "replaced_role", None)
         if replaced and replaced["iam_role_arn"]:
             tag = retained_role_tag(replaced["role_id"])
