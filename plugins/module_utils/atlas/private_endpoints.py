@@ -151,13 +151,13 @@ class PrivateEndpoints:
             if error.status != 404:
                 raise
 
-    def remove(self, plan, timeout=DEFAULT_TIMEOUT, option="cluster_timeout"):
+    def remove(self, plan, timeout=DEFAULT_TIMEOUT, option="endpoint_timeout"):
         """Request the deletions of ``plan.to_delete``, then wait until no endpoint of ``plan.to_wait`` is listed."""
         for endpoint in plan.to_delete:
             self.request_deletion(endpoint["id"], timeout)
         self.wait_gone([endpoint["id"] for endpoint in plan.to_wait], timeout, option)
 
-    def wait_gone(self, endpoint_ids, timeout, option="cluster_timeout"):
+    def wait_gone(self, endpoint_ids, timeout, option="endpoint_timeout"):
         pending = list(endpoint_ids)
 
         def gone():

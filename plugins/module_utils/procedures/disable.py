@@ -328,7 +328,8 @@ class Disable(RoleBasedAccess):
         self.clusters_after = self.clusters_api.apply(self.cluster_plan, NONE, wait_timeout=self.params["cluster_timeout"])
 
     def _apply_endpoints(self):
-        self.endpoints_api.remove(self.endpoint_plan, self.params["cluster_timeout"])
+        option = "cmk_atlas_endpoint_timeout" if self.params.get("message_names") == "playbook" else "endpoint_timeout"
+        self.endpoints_api.remove(self.endpoint_plan, self.params["endpoint_timeout"], option)
 
     def _apply_disable(self):
         self.encryption.update(self.encryption_plan.body, self.params["authorize_timeout"])
