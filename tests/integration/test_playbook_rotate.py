@@ -2,6 +2,7 @@
 until nothing Atlas may restore needs it."""
 
 import datetime
+import json
 
 import pytest
 
@@ -172,3 +173,46 @@ def test_a_broken_current_key_is_reported_not_rotated(run_playbook, clean_testbe
         refused(run_playbook(ROTATE, env=testbed_env, inventory=inventory, check=check), "current key", *expected)
         assert successful_writes(bed) == []
     assert bed.atlas.project_state(bed.projects["plain"])["encryptionAtRest"]["customerMasterKeyID"] == old
+
+
+@pytest.mark.scenario("cross_account")
+def test_a_cross_account_rotation_broken_part_way_is_resumed_and_grants_the_new_key_in_its_own_account(
+    run_playbook, clean_testbed, testbed_env, write_inventory
+):
+    bed = clean_testbed
+    group = bed.projects["cross"]
+    old = bed.keys["main"]["arn"]
+    cross = {
+        "cmk_atlas_project_id": group,
+        "cmk_atlas_iam_role_name": "atlas-kms-cross",
+        "cmk_atlas_key_owner_role_arn": bed.roles["key_admin"]["arn"],
+        **FAST,
+    }
+    run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"cross": dict(cross, cmk_atlas_kms_key=old)})).assert_ok()
+    # The next key, in the key account K, with its default key policy: the role of account R needs a statement there.
+    new = bed.aws_client("kms", account="K").create_key(Description="the next shared Atlas key")["KeyMetadata"]["Arn"]
+    inventory = write_inventory({"cross": dict(cross, cmk_atlas_kms_key=new)})
+
+    # Atlas refuses the key change once (a transient 503 twice): nothing of Atlas changed, the grants are in place.
+    bed.atlas.inject_fault("updateGroupEncryptionAtRest", status=503, count=2)
+    bed.clear_logs()
+    broken = run_playbook(ROTATE, env=testbed_env, inventory=inventory, extra_vars={"cmk_atlas_connection": {"retries": 0, "timeout": 10}})
+    assert broken.rc != 0 and broken.failed_tasks() == [TASK], broken.output[-3000:]
+    message = broken.task(TASK)["msg"]
+    assert message.startswith("set encryption at rest of project"), message
+    assert "put key-policy statement" in message and "Run again to continue from there" in message
+    assert bed.atlas.project_state(group)["encryptionAtRest"]["customerMasterKeyID"] == old
+
+    bed.clear_logs()
+    resumed = run_playbook(ROTATE, env=testbed_env, inventory=inventory).assert_ok().task(TASK)
+    assert [change.split(" ")[0] for change in resumed["changes"]] == ["set", "record"], resumed["changes"]
+    assert resumed["rotated"] is True and [key["key_arn"] for key in resumed["retained_keys"]] == [old]
+    assert bed.atlas.project_state(group)["encryptionAtRest"]["customerMasterKeyID"] == new
+    # The statement on the new key is in account K's key policy, naming the role of account R.
+    policy = json.loads(bed.aws_client("kms", account="K").get_key_policy(KeyId=new, PolicyName="default")["Policy"])
+    role_arn = resumed["iam_role_arn"]
+    assert any(role_arn in json.dumps(statement.get("Principal")) for statement in policy["Statement"]), policy
+
+    bed.clear_logs()
+    assert run_playbook(ROTATE, env=testbed_env, inventory=inventory).assert_ok().task(TASK)["changes"] == []
+    assert successful_writes(bed) == []
