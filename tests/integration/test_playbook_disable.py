@@ -187,3 +187,39 @@ def test_a_failure_part_way_names_the_writes_made_and_a_rerun_continues(run_play
     assert [change.split(" ", 1)[0] for change in resumed.task(TASK)["changes"]] == ["disable", "remove", "delete", "deauthorize"]
     assert ordered_writes(bed) == ORDER[2:]
     assert state(bed)["encryptionAtRest"]["enabled"] is False
+
+
+@pytest.mark.scenario("cross_account")
+def test_a_cross_account_key_loses_only_the_collections_statement_in_its_own_account(run_playbook, clean_testbed, testbed_env, write_inventory):
+    bed = clean_testbed
+    group = bed.projects["cross"]
+    key = bed.keys["main"]["arn"]
+    cross = {
+        "cmk_atlas_project_id": group,
+        "cmk_atlas_iam_role_name": "atlas-kms-cross",
+        "cmk_atlas_kms_key": key,
+        "cmk_atlas_key_owner_role_arn": bed.roles["key_admin"]["arn"],
+        "cmk_atlas_clusters": ["Cluster0"],
+        **FAST,
+    }
+    run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"cross": cross})).assert_ok()
+    kms = bed.aws_client("kms", account="K")
+    role_arn = bed.aws_client("iam").get_role(RoleName="atlas-kms-cross")["Role"]["Arn"]
+    before = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    assert sid_of(role_arn) in [statement.get("Sid") for statement in before["Statement"]]
+
+    inventory = write_inventory({"cross": dict(cross, cmk_atlas_confirm_disable=True, cmk_atlas_remove_access=True)})
+    bed.clear_logs()
+    check = run_playbook(DISABLE, env=testbed_env, inventory=inventory, check=True).assert_ok().task(TASK)
+    assert successful_writes(bed) == []
+    run = run_playbook(DISABLE, env=testbed_env, inventory=inventory).assert_ok().task(TASK)
+    assert run["changes"] == check["changes"]
+    assert run["removed_access"]["key_policy_statement"] == sid_of(role_arn)
+    after = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    assert after["Statement"] == [statement for statement in before["Statement"] if statement.get("Sid") != sid_of(role_arn)]
+    assert "atlas-kms-cross" not in [role["RoleName"] for role in bed.aws_client("iam").list_roles()["Roles"]]
+    assert bed.atlas.project_state(group)["encryptionAtRest"]["enabled"] is False
+
+    bed.clear_logs()
+    assert run_playbook(DISABLE, env=testbed_env, inventory=inventory).assert_ok().task(TASK)["changes"] == []
+    assert successful_writes(bed) == []
