@@ -77,32 +77,27 @@ def role_tag_value(role_arn, replaced=None):
     return tag_value(role_arn, replaced, pending=REPLACING)
 
 
-def retained_keys(tags):
-    """The retained keys the IAM role's tags record, sorted by key ARN (tags in another form are ignored)."""
+def _records(tags, prefix, service, pending):
+    """(tag name, ARN, time or None while pending) of every record under ``prefix`` naming an ARN of ``service``,
+    by ARN (tags in another form are ignored)."""
     found = {}
     for name, value in (tags or {}).items():
-        if not name.lower().startswith(RETAINED_TAG_PREFIX):
-            continue
         parts = str(value).split(" ")
-        if len(parts) != 2 or ":kms:" not in parts[1]:
-            continue
-        stamp, arn = parts
-        found[arn] = RetainedKey(arn, key_id_of(arn), None if stamp == ROTATING else parse_time(stamp), name)
+        if name.lower().startswith(prefix) and len(parts) == 2 and f":{service}:" in parts[1]:
+            stamp, arn = parts
+            found[arn] = (name, arn, None if stamp == pending else parse_time(stamp))
     return [found[arn] for arn in sorted(found)]
+
+
+def retained_keys(tags):
+    """The retained keys the IAM role's tags record, sorted by key ARN."""
+    return [RetainedKey(arn, key_id_of(arn), moment, name) for name, arn, moment in _records(tags, RETAINED_TAG_PREFIX, "kms", ROTATING)]
 
 
 def retained_roles(tags):
-    """The retained roles the IAM role's tags record, sorted by IAM role ARN (tags in another form are ignored)."""
-    found = {}
-    for name, value in (tags or {}).items():
-        if not name.lower().startswith(RETAINED_ROLE_TAG_PREFIX):
-            continue
-        parts = str(value).split(" ")
-        if len(parts) != 2 or ":iam:" not in parts[1]:
-            continue
-        stamp, arn = parts
-        found[arn] = RetainedRole(arn, name[len(RETAINED_ROLE_TAG_PREFIX) :], None if stamp == REPLACING else parse_time(stamp), name)
-    return [found[arn] for arn in sorted(found)]
+    """The retained roles the IAM role's tags record, sorted by IAM role ARN."""
+    records = _records(tags, RETAINED_ROLE_TAG_PREFIX, "iam", REPLACING)
+    return [RetainedRole(arn, name[len(RETAINED_ROLE_TAG_PREFIX) :], moment, name) for name, arn, moment in records]
 
 
 def retained_key_arns(tags):
