@@ -9,6 +9,8 @@ from .conftest import SUMMARY_TASK, assert_refused, successful_writes
 pytestmark = [pytest.mark.integration, pytest.mark.scenario("demo")]
 
 ENABLE = "cmk.atlas.enable"
+VERIFY = "cmk.atlas.verify"
+VERIFY_REPORT = "cmk.atlas.verify : Report the project"
 TASK = "cmk.atlas.enable : Plan and apply customer key management for the project"
 ROLE_NAME = "atlas-kms-private"
 FAST = {"cmk_atlas_connection": {"retries": 1, "timeout": 10}, "cmk_atlas_authorize_timeout": 5, "cmk_atlas_valid_timeout": 5, "cmk_atlas_endpoint_timeout": 30}
@@ -77,6 +79,17 @@ def test_check_mode_predicts_the_flag_then_the_endpoints_the_run_does_it_in_that
     bed.clear_logs()
     again = run_playbook(ENABLE, env=testbed_env, inventory=hosts).assert_ok()
     assert again.task(TASK)["changed"] is False and again.task(TASK)["changes"] == []
+    assert successful_writes(bed) == []
+
+    # Verify shows the flag and the endpoints, in sync; another region and search nodes it should have are drift.
+    report = run_playbook(VERIFY, env=testbed_env, inventory=hosts).assert_ok().task(VERIFY_REPORT)["msg"]
+    assert (report["in_sync"], report["require_private_networking"], report["enabled_for_search_nodes"]) == (True, True, False), report
+    assert [(endpoint["region"], endpoint["status"]) for endpoint in report["private_endpoints"]] == [("eu-west-2", "ACTIVE")]
+    wanted = {"cmk_atlas_private_endpoint_regions": ["eu-west-2", "eu-west-1"], "cmk_atlas_enabled_for_search_nodes": True}
+    more = inventory(bed, write_inventory, cmk_atlas_verify_fail_on_drift=False, **wanted)
+    drift = run_playbook(VERIFY, env=testbed_env, inventory=more).assert_ok().task(VERIFY_REPORT)["msg"]
+    assert drift["in_sync"] is False
+    assert any("eu-west-1" in change for change in drift["changes"]) and any("enabledForSearchNodes" in change for change in drift["changes"]), drift
     assert successful_writes(bed) == []
 
 

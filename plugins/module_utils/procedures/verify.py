@@ -19,6 +19,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.iam_role import extr
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import format_time, retained_keys
 from ansible_collections.cmk.atlas.plugins.module_utils.policy.document import condition_source_ips
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.enable import Outcome, RoleBasedAccess
+from ansible_collections.cmk.atlas.plugins.module_utils.procedures.private_networking import endpoint_results
 
 CHECKS = ("role", "trust_policy", "kms_permissions", "key_state", "key_policy", "valid", "source_ips")
 
@@ -74,6 +75,9 @@ class Verify(RoleBasedAccess):
                 if key.key_arn != self.key_arn
             ],
             "retained_roles": self._retained_roles_result(),
+            "enabled_for_search_nodes": bool(self.search_nodes),
+            "require_private_networking": bool(current.get("require_private_networking")),
+            "private_endpoints": endpoint_results(self.endpoints or []),
             "source_ips": {
                 "wanted": sorted(self.wanted_ips),
                 "current": sorted(self.current_ips),
