@@ -575,6 +575,16 @@ report:
       description: IAM roles the project was moved away from, kept authorized for restores (not drift), as RV(retained_roles).
       type: list
       elements: dict
+    enabled_for_search_nodes:
+      description: The project's C(enabledForSearchNodes) as Atlas holds it.
+      type: bool
+    require_private_networking:
+      description: The project's C(awsKms.requirePrivateNetworking) as Atlas holds it.
+      type: bool
+    private_endpoints:
+      description: The encryption-at-rest private endpoints read (when private networking is on or checked), as RV(private_endpoints).
+      type: list
+      elements: dict
 """
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import CmkAtlasModule
