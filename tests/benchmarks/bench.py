@@ -1029,7 +1029,7 @@ def scaling_growth(scaling):
 def by_how_much(value, target, lower_is_better=True):
     if (value <= target) if lower_is_better else (value >= target):
         return ""
-    return f"; missed by {value - target:.2f} ({(value / target - 1) * 100:.0f} % over)"
+    return f"; missed by {value - target:.3g} ({(value / target - 1) * 100:.1f} % over)"
 
 
 def evaluate(cases, propagation, scaling, imports):
