@@ -509,7 +509,7 @@ def profile_module_runs(runner, bed, runs):
         if not found:
             continue
         samples = []
-        for _ in range(runs):
+        for _attempt in range(runs):
             start = time.perf_counter()
             proc = subprocess.run(
                 [os.path.join(runner.ansible_bin, "python"), "-X", "importtime", found[0]],

@@ -106,7 +106,7 @@ def test_without_a_role_name_a_project_without_a_role_is_refused(run_playbook, c
     run = run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"plain": variables(bed)}))
     assert_refused(run, TASK, "cmk_atlas_iam_role_name is not set", "has no IAM role to keep (it has no encryption at rest)")
     assert successful_writes(bed) == []
-    assert [call for call in bed.proxy.request_log()] == []
+    assert bed.proxy.request_log() == []
 
 
 @pytest.mark.scenario("demo")
