@@ -169,6 +169,16 @@ def matches_prediction(predicted, actual):
     return predicted == actual
 
 
+def cross_account_project(bed, **variables):
+    """Host variables of project "cross" (scenario cross_account): its IAM role in account R, the key owner's role in K."""
+    return {
+        "cmk_atlas_project_id": bed.projects["cross"],
+        "cmk_atlas_iam_role_name": "atlas-kms-cross",
+        "cmk_atlas_key_owner_role_arn": bed.roles["key_admin"]["arn"],
+        **variables,
+    }
+
+
 def successful_writes(bed):
     """(system, operation) of every write since the last clear_logs(), without HTTP digest challenges (401 before the credentials)."""
     return [(call["system"], call["operation"]) for call in bed.write_calls() if call["status"] != 401]

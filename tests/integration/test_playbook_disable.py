@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from .conftest import assert_refused, successful_writes
+from .conftest import assert_refused, cross_account_project, successful_writes
 
 pytestmark = [pytest.mark.integration, pytest.mark.scenario("demo")]
 
@@ -194,14 +194,7 @@ def test_a_cross_account_key_loses_only_the_collections_statement_in_its_own_acc
     bed = clean_testbed
     group = bed.projects["cross"]
     key = bed.keys["main"]["arn"]
-    cross = {
-        "cmk_atlas_project_id": group,
-        "cmk_atlas_iam_role_name": "atlas-kms-cross",
-        "cmk_atlas_kms_key": key,
-        "cmk_atlas_key_owner_role_arn": bed.roles["key_admin"]["arn"],
-        "cmk_atlas_clusters": ["Cluster0"],
-        **FAST,
-    }
+    cross = cross_account_project(bed, cmk_atlas_kms_key=key, cmk_atlas_clusters=["Cluster0"], **FAST)
     run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"cross": cross})).assert_ok()
     kms = bed.aws_client("kms", account="K")
     role_arn = bed.aws_client("iam").get_role(RoleName="atlas-kms-cross")["Role"]["Arn"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import assert_refused, successful_writes
+from .conftest import assert_refused, cross_account_project, successful_writes
 
 pytestmark = pytest.mark.integration
 
@@ -182,12 +182,7 @@ def test_a_cross_account_rotation_broken_part_way_is_resumed_and_grants_the_new_
     bed = clean_testbed
     group = bed.projects["cross"]
     old = bed.keys["main"]["arn"]
-    cross = {
-        "cmk_atlas_project_id": group,
-        "cmk_atlas_iam_role_name": "atlas-kms-cross",
-        "cmk_atlas_key_owner_role_arn": bed.roles["key_admin"]["arn"],
-        **FAST,
-    }
+    cross = cross_account_project(bed, **FAST)
     run_playbook(ENABLE, env=testbed_env, inventory=write_inventory({"cross": dict(cross, cmk_atlas_kms_key=old)})).assert_ok()
     # The next key, in the key account K, with its default key policy: the role of account R needs a statement there.
     new = bed.aws_client("kms", account="K").create_key(Description="the next shared Atlas key")["KeyMetadata"]["Arn"]
