@@ -929,6 +929,22 @@ class AtlasClient:
             page_number += 1
 
 
+class ProjectApi:
+    """The Atlas calls about one project's resources through ``client`` (an AtlasClient). ``sleep``/``clock`` are the
+    waits' time source (tests replace them); ``log`` gets progress lines."""
+
+    def __init__(self, client, project_id, sleep=None, clock=None, log=None):
+        self.client = client
+        self.project_id = project_id
+        self._sleep = sleep or time.sleep
+        self._clock = clock or time.monotonic
+        self._log = log
+
+    def _debug(self, message):
+        if self._log is not None:
+            self._log(message)
+
+
 def retry_on_error_codes(fn, codes, timeout, sleep=None, clock=None, interval=5.0, max_interval=30.0, log=None):
     """Call ``fn()`` until it stops failing with an Atlas ``errorCode`` in ``codes`` or ``timeout`` seconds pass.
 

@@ -17,7 +17,7 @@ import collections
 import re
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasConnectionError, AtlasError, retry_on_error_codes
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasConnectionError, AtlasError, ProjectApi, retry_on_error_codes
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.arn import parse_role_arn
 
 PROVIDER = "AWS"
@@ -354,7 +354,7 @@ def plan_absent(roles, role_id=None, iam_role_arn=None, external_id=None):
 RoleOutcome = collections.namedtuple("RoleOutcome", ["changed", "before", "after", "reused_by", "previous_iam_assumed_role_arn", "warnings"])
 
 
-class CloudProviderAccess:
+class CloudProviderAccess(ProjectApi):
     """The AWS cloud provider access roles of one Atlas project.
 
     ``client`` is an AtlasClient; ``sleep``/``clock``/``log`` are handed to the authorize retry
@@ -362,11 +362,7 @@ class CloudProviderAccess:
     """
 
     def __init__(self, client, project_id, sleep=None, clock=None, log=None):
-        self.client = client
-        self.project_id = project_id
-        self._sleep = sleep
-        self._clock = clock
-        self._log = log
+        super().__init__(client, project_id, sleep=sleep, clock=clock, log=log)
         # The roles last read (or created), for create() to tell a role that appeared after a lost answer.
         self._known_role_ids = None
 
@@ -414,10 +410,6 @@ class CloudProviderAccess:
         if self._known_role_ids is not None:
             self._known_role_ids.add(role["role_id"])
         return role
-
-    def _debug(self, message):
-        if self._log is not None:
-            self._log(message)
 
     def authorize(self, role, iam_role_arn, timeout=DEFAULT_AUTHORIZE_TIMEOUT):
         """Authorize ``role`` for ``iam_role_arn``, repeating ``CANNOT_ASSUME_ROLE`` for up to ``timeout`` seconds.

@@ -14,11 +14,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ModuleInputError
 from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, ProjectApi
 
 AWS = "AWS"
 NONE = "NONE"
@@ -241,22 +240,11 @@ def provider_map(results, key):
 # -- writing and waiting --------------------------------------------------------------------------
 
 
-class ClusterEncryption:
+class ClusterEncryption(ProjectApi):
     """Apply a ClusterPlan to a project through ``client`` (an AtlasClient).
 
     ``sleep``/``clock`` are the time source for the wait (tests replace them); ``log`` gets progress lines.
     """
-
-    def __init__(self, client, project_id, sleep=None, clock=None, log=None):
-        self.client = client
-        self.project_id = project_id
-        self._sleep = sleep or time.sleep
-        self._clock = clock or time.monotonic
-        self._log = log
-
-    def _debug(self, message):
-        if self._log is not None:
-            self._log(message)
 
     def clusters(self):
         return list_clusters(self.client, self.project_id)

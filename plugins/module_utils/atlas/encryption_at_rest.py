@@ -16,11 +16,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import ATLAS_ID, UNKNOWN, ModuleInputError, is_unknown
 from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, retry_on_error_codes
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, ProjectApi, retry_on_error_codes
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import (
     ENCRYPTION_AT_REST,
     CloudProviderAccess,
@@ -382,15 +381,8 @@ def plan_absent(current, using):
 # -- Atlas ----------------------------------------------------------------------------------------
 
 
-class EncryptionAtRestApi:
+class EncryptionAtRestApi(ProjectApi):
     """The Atlas calls for one project's encryption at rest; ``sleep``/``clock``/``log`` are replaceable for tests."""
-
-    def __init__(self, client, project_id, sleep=None, clock=None, log=None):
-        self.client = client
-        self.project_id = project_id
-        self._sleep = sleep or time.sleep
-        self._clock = clock or time.monotonic
-        self._log = log
 
     def settings(self):
         """The whole answer: ``awsKms`` and the top-level ``enabledForSearchNodes``."""

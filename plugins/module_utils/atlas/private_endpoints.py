@@ -17,10 +17,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import time
 
 from ansible_collections.cmk.atlas.plugins.module_utils._poll import poll
-from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, retry_on_error_codes
+from ansible_collections.cmk.atlas.plugins.module_utils.atlas.client import AtlasApiError, AtlasError, ProjectApi, retry_on_error_codes
 
 PROVIDER = "AWS"
 ACTIVE = "ACTIVE"
@@ -69,15 +68,8 @@ def plan_removal(endpoints):
     return RemovalPlan(to_delete, list(endpoints))
 
 
-class PrivateEndpoints:
+class PrivateEndpoints(ProjectApi):
     """The AWS encryption-at-rest private endpoints of one project; ``sleep``/``clock``/``log`` go to the waits."""
-
-    def __init__(self, client, project_id, sleep=None, clock=None, log=None):
-        self.client = client
-        self.project_id = project_id
-        self._sleep = sleep or time.sleep
-        self._clock = clock or time.monotonic
-        self._log = log
 
     def list(self):
         """Every endpoint of the project that still exists, normalised, in Atlas's order."""
