@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
+from unit.fakes import Clock
 
 from ansible_collections.cmk.atlas.plugins.module_utils import version
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas import client as atlas
@@ -1083,25 +1084,12 @@ def test_request_counts_by_operation_and_write(oauth_server, harness):
 # retry_on_error_codes
 
 
-class _Clocked:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def _propagation_error(code="CANNOT_ASSUME_ROLE"):
     return atlas.AtlasApiError(400, "authorizeGroupCloudProviderAccessRole", "PATCH", "/x", error_code=code, detail="not yet")
 
 
 def test_retry_on_error_codes_until_success():
-    timing = _Clocked()
+    timing = Clock()
     outcomes = [_propagation_error(), _propagation_error(), {"done": True}]
 
     def attempt():
@@ -1110,23 +1098,23 @@ def test_retry_on_error_codes_until_success():
             raise outcome
         return outcome
 
-    assert atlas.retry_on_error_codes(attempt, {"CANNOT_ASSUME_ROLE"}, 120, sleep=timing.sleep, clock=timing.clock) == {"done": True}
+    assert atlas.retry_on_error_codes(attempt, {"CANNOT_ASSUME_ROLE"}, 120, sleep=timing.sleep, clock=timing) == {"done": True}
     assert timing.sleeps == [5.0, 10.0]
 
 
 def test_retry_on_error_codes_other_code_raises_at_once():
-    timing = _Clocked()
+    timing = Clock()
 
     def attempt():
         raise _propagation_error("INVALID_ATTRIBUTE")
 
     with pytest.raises(atlas.AtlasApiError, match="INVALID_ATTRIBUTE"):
-        atlas.retry_on_error_codes(attempt, {"CANNOT_ASSUME_ROLE"}, 120, sleep=timing.sleep, clock=timing.clock)
+        atlas.retry_on_error_codes(attempt, {"CANNOT_ASSUME_ROLE"}, 120, sleep=timing.sleep, clock=timing)
     assert timing.sleeps == []
 
 
 def test_retry_on_error_codes_gives_up_at_the_deadline():
-    timing = _Clocked()
+    timing = Clock()
     calls = []
 
     def attempt():
@@ -1134,7 +1122,7 @@ def test_retry_on_error_codes_gives_up_at_the_deadline():
         raise _propagation_error()
 
     with pytest.raises(atlas.AtlasApiError) as caught:
-        atlas.retry_on_error_codes(attempt, {"CANNOT_ASSUME_ROLE"}, 40, sleep=timing.sleep, clock=timing.clock, interval=5, max_interval=20)
+        atlas.retry_on_error_codes(attempt, {"CANNOT_ASSUME_ROLE"}, 40, sleep=timing.sleep, clock=timing, interval=5, max_interval=20)
     assert timing.sleeps == [5, 10, 20, 5]
     assert calls == [0, 5, 15, 35, 40]
     assert str(caught.value).endswith("CANNOT_ASSUME_ROLE: not yet (still CANNOT_ASSUME_ROLE after 5 tries over 40 s)")

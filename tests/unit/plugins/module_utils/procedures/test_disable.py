@@ -1,6 +1,7 @@
 """Disable planned offline: the attributes ``read()`` sets are given, ``plan_all()`` is driven, nothing is written."""
 
 import pytest
+from unit.fakes import NoAtlas, PlanningAws
 
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import normalize_role
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.clusters import normalize_cluster
@@ -20,21 +21,6 @@ EXTERNAL_ID = "24a1c5f2-8d3e-4b6a-9f70-1e2d3c4b5a69"
 ROLE_NAME = "atlas-kms"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
 SID = key_access_sid(ROLE_ARN)
-
-
-class NoAtlas:
-    def __getattr__(self, name):
-        raise AssertionError(f"Atlas was called ({name}) while planning")
-
-
-class FakeAws:
-    region = "us-east-1"
-
-    def caller_identity(self):
-        return {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/operator"}
-
-    def call(self, *args, **kwargs):
-        raise AssertionError(f"AWS was called ({args}) while planning")
 
 
 def atlas_role(features=("ENCRYPTION_AT_REST",)):
@@ -99,7 +85,7 @@ def planned(
     values = {name: option.get("default") for name, option in ARGUMENT_SPEC.items()}
     values.update(project_id=PROJECT, procedure="disable", iam_role_name=ROLE_NAME, kms_key=KEY_ARN, confirm_disable=True, remove_access=True)
     values.update(params)
-    access = dis.Disable(values, NoAtlas(), FakeAws, lambda: None, check_mode=check_mode)
+    access = dis.Disable(values, NoAtlas(), PlanningAws, lambda: None, check_mode=check_mode)
     access.roles = [atlas_role()] if roles is _DEFAULT else roles
     aws_kms = {"enabled": True, "customerMasterKeyID": KEY_ARN, "region": "US_EAST_1", "roleId": ROLE_ID, "valid": valid} if enabled else {"enabled": False}
     access.current = normalize(aws_kms, access.roles)
@@ -112,7 +98,7 @@ def planned(
     access.iam_role = iam_role() if role is _DEFAULT else role
     access.iam_role_arn = ROLE_ARN
     access.attachments = {"managed_policies": [], "instance_profiles": []}
-    access.key, access.key_policy, access.key_connection, access.foreign_key = kms_key(), key_policy(statement), FakeAws(), None
+    access.key, access.key_policy, access.key_connection, access.foreign_key = kms_key(), key_policy(statement), PlanningAws(), None
     return access, access.plan_all()
 
 

@@ -1,6 +1,7 @@
 """RoleBasedAccess judged offline: the attributes ``read()`` sets are given, ``plan_all()`` is driven, nothing is written."""
 
 import pytest
+from unit.fakes import NoAtlas, PlanningAws
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, ModuleInputError
 from ansible_collections.cmk.atlas.plugins.module_utils.atlas.cloud_provider_access import normalize_role
@@ -30,32 +31,6 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
 
 
 # -- fakes and builders ---------------------------------------------------------------------------
-
-
-class NoAtlas:
-    """The Atlas client: plan_all must not call it (the fakes of the API classes stand in where needed)."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"Atlas was called ({name}) while planning")
-
-
-class FakeAws:
-    """The AWS connection as far as planning reaches it: the caller's identity and the region."""
-
-    region = "us-east-1"
-
-    def __init__(self):
-        self.calls = []
-
-    def caller_identity(self):
-        return {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/operator"}
-
-    def derive(self, **_kwargs):
-        return self
-
-    def call(self, *args, **kwargs):
-        self.calls.append(args)
-        raise AssertionError(f"AWS was called ({args}) while planning")
 
 
 def module_params(**overrides):
@@ -162,7 +137,7 @@ def procedure(
 ):
     """A RoleBasedAccess with what read() would have found: by default a fresh project with one unused Atlas role,
     no IAM role yet, and the key of KEY_ARN (enabled, default key policy)."""
-    access = pka.RoleBasedAccess(module_params(**params), NoAtlas(), FakeAws, lambda: None, check_mode=check_mode)
+    access = pka.RoleBasedAccess(module_params(**params), NoAtlas(), PlanningAws, lambda: None, check_mode=check_mode)
     access.roles = [atlas_role()] if roles is _DEFAULT else roles
     access.current = none_config() if current is _DEFAULT else current
     access.clusters = [normalize_cluster(cluster) for cluster in atlas_clusters]
@@ -171,7 +146,7 @@ def procedure(
     access.iam_role_arn = existing_role["arn"] if existing_role is not None else ROLE_ARN
     access.key = kms_key() if key is _DEFAULT else key
     access.key_policy = default_key_policy() if key_policy is _DEFAULT else key_policy
-    access.key_connection = FakeAws()
+    access.key_connection = PlanningAws()
     access.foreign_key = None
     access.key_label = KEY_ARN
     return access
@@ -239,15 +214,15 @@ def test_message_names_playbook_makes_the_procedure_speak_of_playbook_variables(
     assert procedure(message_names="playbook").var.kms_key == "cmk_atlas_kms_key"
     assert procedure().var.kms_key == "kms_key"
     with pytest.raises(ModuleInputError, match="cmk_atlas_project_id"):
-        pka.RoleBasedAccess(module_params(project_id="abc", message_names="playbook"), NoAtlas(), FakeAws, lambda: None)
+        pka.RoleBasedAccess(module_params(project_id="abc", message_names="playbook"), NoAtlas(), PlanningAws, lambda: None)
     with pytest.raises(ModuleInputError, match="project_id") as caught:
-        pka.RoleBasedAccess(module_params(project_id="abc"), NoAtlas(), FakeAws, lambda: None)
+        pka.RoleBasedAccess(module_params(project_id="abc"), NoAtlas(), PlanningAws, lambda: None)
     assert "cmk_atlas_" not in str(caught.value)
 
 
 def test_a_negative_timeout_is_refused_before_anything_is_read():
     with pytest.raises(ModuleInputError, match=r"^valid_timeout is -1; it must be 0 \(try once\) or more seconds"):
-        pka.RoleBasedAccess(module_params(valid_timeout=-1), NoAtlas(), FakeAws, lambda: None)
+        pka.RoleBasedAccess(module_params(valid_timeout=-1), NoAtlas(), PlanningAws, lambda: None)
 
 
 # -- encryption_in_place -------------------------------------------------------------------------
