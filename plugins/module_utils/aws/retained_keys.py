@@ -65,6 +65,17 @@ def parse_time(text):
     return moment.astimezone(datetime.timezone.utc).replace(microsecond=0)
 
 
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def record_time(moment=None):
+    """The time to record that a key or role was left (default: now), rounded up to the second: an upper bound,
+    so every snapshot at or before it counts as taken under what was left."""
+    moment = moment or now()
+    return moment.replace(microsecond=0) + datetime.timedelta(seconds=1 if moment.microsecond else 0)
+
+
 def tag_value(key_arn, rotated_out=None, pending=ROTATING):
     return f"{format_time(rotated_out) if rotated_out is not None else pending} {key_arn}"
 

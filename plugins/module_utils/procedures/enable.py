@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import datetime
 import json
 
 from ansible_collections.cmk.atlas.plugins.module_utils._module import UNKNOWN, ModuleInputError, diff_of, is_unknown, validate_project_id
@@ -81,6 +80,7 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.regions import to_at
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import (
     MAX_TAG_VALUE,
     format_time,
+    record_time,
     retained_key_arns,
     retained_role_tag,
     retained_roles,
@@ -738,9 +738,7 @@ class RoleBasedAccess:
         self.deactivated_access_key = self.previous_access_key
 
     def _record_replacement(self):
-        moment = datetime.datetime.now(datetime.timezone.utc)
-        # An upper bound, to the second: every snapshot at or before it counts as taken under the replaced role.
-        moment = moment.replace(microsecond=0) + datetime.timedelta(seconds=1 if moment.microsecond else 0)
+        moment = record_time()
         tags = [{"Key": role.tag, "Value": role_tag_value(role.role_arn, moment)} for role in self.roles_to_record]
         self._aws().call("iam", "tag_role", RoleName=self.role_name, Tags=tags)
         self.replaced_at = format_time(moment)

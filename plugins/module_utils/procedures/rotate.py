@@ -35,6 +35,8 @@ from ansible_collections.cmk.atlas.plugins.module_utils.aws.kms import KmsKeyErr
 from ansible_collections.cmk.atlas.plugins.module_utils.aws.retained_keys import (
     RetainedRole,
     format_time,
+    now,
+    record_time,
     retained_keys,
     retained_roles,
     retained_tag,
@@ -44,10 +46,6 @@ from ansible_collections.cmk.atlas.plugins.module_utils.policy.evaluator import 
 from ansible_collections.cmk.atlas.plugins.module_utils.procedures.enable import RoleBasedAccess
 
 DEFAULT_PIT_WINDOW_DAYS = 7
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _cluster_label(cluster_name, deleted):
@@ -205,7 +203,7 @@ class Rotate(RoleBasedAccess):
                     "retire it in a later run, once nothing Atlas may restore needs it",
                 )
             elif arn in retained:
-                held = holders(retained[arn], clusters, snapshots, _now(), self.pit_window_days)
+                held = holders(retained[arn], clusters, snapshots, now(), self.pit_window_days)
                 if held:
                     self.plan.problem(
                         f"retained key {arn}",
@@ -226,7 +224,7 @@ class Rotate(RoleBasedAccess):
             if arn not in retained:
                 continue  # retired already (or never retained): nothing to do
             role = retained[arn]
-            held = holders(role, clusters, snapshots, _now(), self.pit_window_days)
+            held = holders(role, clusters, snapshots, now(), self.pit_window_days)
             atlas_role = atlas_roles.get(role.atlas_role_id)
             if held:
                 self.plan.problem(
@@ -309,9 +307,7 @@ class Rotate(RoleBasedAccess):
     # -- 3. apply --------------------------------------------------------------------------------
 
     def _record_rotation(self):
-        moment = _now()
-        # An upper bound, to the second: every snapshot at or before it counts as taken under the old key.
-        moment = moment.replace(microsecond=0) + datetime.timedelta(seconds=1 if moment.microsecond else 0)
+        moment = record_time()
         tags = [{"Key": retained_tag(arn), "Value": tag_value(arn, moment)} for arn in self.recorded]
         self._aws().call("iam", "tag_role", RoleName=self.role_name, Tags=tags)
         self.recorded_at = format_time(moment)

@@ -30,3 +30,9 @@ def test_keys_and_roles_are_read_apart_and_other_tags_are_ignored():
     assert [key.key_arn for key in retained_keys.retained_keys(tags)] == [KEY_ARN]
     assert [role.role_arn for role in retained_keys.retained_roles(tags)] == [ROLE_ARN]
     assert retained_keys.retained_key_arns(tags) == [KEY_ARN]
+
+
+def test_the_recorded_time_is_rounded_up_to_the_second():
+    assert retained_keys.record_time(MOMENT) == MOMENT
+    assert retained_keys.record_time(MOMENT.replace(microsecond=1)) == MOMENT + datetime.timedelta(seconds=1)
+    assert retained_keys.record_time().tzinfo is not None
