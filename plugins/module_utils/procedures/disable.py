@@ -328,8 +328,7 @@ class Disable(RoleBasedAccess):
         self.clusters_after = self.clusters_api.apply(self.cluster_plan, NONE, wait_timeout=self.params["cluster_timeout"])
 
     def _apply_endpoints(self):
-        option = "cmk_atlas_endpoint_timeout" if self.params.get("message_names") == "playbook" else "endpoint_timeout"
-        self.endpoints_api.remove(self.endpoint_plan, self.params["endpoint_timeout"], option)
+        self.endpoints_api.remove(self.endpoint_plan, self.params["endpoint_timeout"], self.var.endpoint_timeout)
 
     def _apply_disable(self):
         self.encryption.update(self.encryption_plan.body, self.params["authorize_timeout"])

@@ -125,6 +125,7 @@ class Variables:
             "replace_iam_role": "replace_iam_role",
             "retire_keys": "retire_keys",
             "retire_roles": "retire_roles",
+            "pit_window_days": "pit_window_days",
             "key_owner_assume_role_arn": "key_owner_role_arn" if playbook else "key_owner_assume_role_arn",
             "source_ips": "source_ips",
             # The module's required_source_ips is what cmk_atlas_manage_source_ips collects in the playbooks.

@@ -93,11 +93,10 @@ class Rotate(RoleBasedAccess):
 
     def __init__(self, params, atlas, aws, key_owner, check_mode=False, sleep=None, clock=None, log=None):
         super().__init__(params, atlas, aws, key_owner, check_mode=check_mode, sleep=sleep, clock=clock, log=log)
-        prefix = "cmk_atlas_" if params.get("message_names") == "playbook" else ""
-        self.retire_option = prefix + "retire_keys"
-        self.window_option = prefix + "pit_window_days"
+        self.retire_option = self.var.retire_keys
+        self.window_option = self.var.pit_window_days
         self.retire = validate_kms_key_arns(params.get("retire_keys"), self.retire_option)
-        self.retire_roles_option = prefix + "retire_roles"
+        self.retire_roles_option = self.var.retire_roles
         self.retire_role_arns = []
         for value in params.get("retire_roles") or []:
             try:
